@@ -1,0 +1,1 @@
+"""One module per provider: a ProviderSpec plus the few hooks it needs."""

@@ -1,0 +1,88 @@
+"""GitHub: issues stream, Link-header pagination, x-ratelimit-* headers, HMAC webhooks.
+
+Protocol facts: ``../shared/PROVIDERS.md`` (GitHub section).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from adapters.base.adapter import Adapter, Entity, WebhookWork
+from adapters.base.spec import AuthSpec, PaginationSpec, ProviderSpec, RateLimitSpec, StreamSpec, WebhookSpec
+
+SPEC = ProviderSpec(
+    name="github",
+    display_name="GitHub",
+    base_url="https://api.github.com",
+    default_headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"},
+    auth=AuthSpec(
+        mode="bearer",
+        token_url="https://github.com/login/oauth/access_token",
+        refresh_token_rotates=True,
+    ),
+    pagination=PaginationSpec(style="link_header", page_size_param="per_page", page_size=100),
+    rate_limit=RateLimitSpec(
+        limit_header="x-ratelimit-limit",
+        remaining_header="x-ratelimit-remaining",
+        reset_header="x-ratelimit-reset",
+        reset_kind="epoch_seconds",
+        limited_statuses=(403, 429),
+        default_wait_seconds=60,
+    ),
+    webhook=WebhookSpec(
+        scheme="hmac_sha256_hex",
+        signature_header="X-Hub-Signature-256",
+        signature_prefix="sha256=",
+        event_header="X-GitHub-Event",
+        delivery_id_header="X-GitHub-Delivery",
+        max_body_bytes=25 * 1024 * 1024,
+    ),
+    health_path="/rate_limit",
+    streams={
+        "issues": StreamSpec(
+            path="/repos/{owner}/{repo}/issues",
+            entity_type="issue",
+            params={"state": "all", "sort": "updated", "direction": "asc"},
+            id_field="id",
+            updated_field="updated_at",
+            delta_param="since",
+            required_config=("owner", "repo"),
+            push_path="/repos/{owner}/{repo}/issues/{number}",
+            push_method="PATCH",
+        ),
+    },
+)
+
+
+class GitHubAdapter(Adapter):
+    """GitHub REST API v3."""
+
+    spec = SPEC
+
+    def is_rate_limited(self, response: httpx.Response) -> bool:
+        """429 always; 403 only with remaining=0, a retry-after, or the documented message."""
+        if response.status_code == 429:
+            return True
+        headers = response.headers
+        if headers.get("x-ratelimit-remaining") == "0" or "retry-after" in headers:
+            return True
+        return "rate limit" in self.error_detail(response).lower()
+
+    def map_record(self, stream: str, raw: dict[str, Any]) -> list[Entity]:
+        """Issues and pull requests share the endpoint; keep them apart by entity type."""
+        entities = super().map_record(stream, raw)
+        if "pull_request" in raw:
+            return [Entity("pull_request", e.external_id, e.data, e.updated_at) for e in entities]
+        return entities
+
+    def webhook_work(self, event_type: str, payload: Any) -> WebhookWork:
+        """``issues``/``issue_comment`` carry the full issue: store it now. ``ping``: nothing."""
+        if event_type in ("issues", "issue_comment") and isinstance(payload, dict):
+            issue = payload.get("issue")
+            if isinstance(issue, dict):
+                return WebhookWork(entities=self.map_record("issues", issue))
+        if event_type == "ping":
+            return WebhookWork()
+        return WebhookWork(sync_streams=["issues"])

@@ -1,0 +1,73 @@
+"""Integration Hub function app (Azure Functions Python v2 programming model).
+
+Trigger registration only. Every function body imports its handler lazily and calls a
+service, so importing this module does no I/O, reads no setting and loads no Azure SDK.
+Queue names and schedules are ``%SETTING%`` binding expressions resolved by the host.
+"""
+
+import azure.functions as func
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+SERVICE_BUS = "ServiceBusConnection"  # identity-based: ServiceBusConnection__fullyQualifiedNamespace
+
+
+@app.function_name("SyncScheduler")
+@app.timer_trigger(arg_name="timer", schedule="%SYNC_SCHEDULE%", run_on_startup=False, use_monitor=True)
+def sync_scheduler(timer: func.TimerRequest) -> None:
+    from shared.runtime import get_hub
+
+    hub = get_hub()
+    hub.sync.schedule_due(stale_after_seconds=hub.settings.sync_stale_run_seconds)
+
+
+@app.function_name("SyncInboundWorker")
+@app.service_bus_queue_trigger(
+    arg_name="msg", queue_name="%SYNC_INBOUND_QUEUE%", connection=SERVICE_BUS, is_sessions_enabled=True
+)
+def sync_inbound_worker(msg: func.ServiceBusMessage) -> None:
+    from shared.api import inbound_worker
+
+    inbound_worker(msg.get_body(), msg.message_id or "", msg.delivery_count, msg.session_id)
+
+
+@app.function_name("SyncOutboundWorker")
+@app.service_bus_queue_trigger(
+    arg_name="msg", queue_name="%SYNC_OUTBOUND_QUEUE%", connection=SERVICE_BUS, is_sessions_enabled=True
+)
+def sync_outbound_worker(msg: func.ServiceBusMessage) -> None:
+    from shared.api import outbound_worker
+
+    outbound_worker(msg.get_body(), msg.message_id or "", msg.delivery_count, msg.session_id)
+
+
+@app.function_name("TokenRefresher")
+@app.timer_trigger(arg_name="timer", schedule="%TOKEN_REFRESH_SCHEDULE%", run_on_startup=False, use_monitor=True)
+def token_refresher(timer: func.TimerRequest) -> None:
+    from shared.runtime import get_hub
+
+    get_hub().tokens.scan()
+
+
+@app.function_name("WebhookReceiver")
+@app.route(route="webhooks/{provider}/{integration_id}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def webhook_receiver(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.api import webhook_receiver as handle
+
+    return handle(req)
+
+
+@app.function_name("KeyVaultSecretEvents")
+@app.event_grid_trigger(arg_name="event")
+def keyvault_secret_events(event: func.EventGridEvent) -> None:
+    from shared.runtime import get_hub
+
+    get_hub().tokens.on_keyvault_event(event.event_type, event.subject, event.get_json() or {})
+
+
+@app.function_name("AdminApi")
+@app.route(route="manage/{*path}", methods=["GET", "POST", "PUT"], auth_level=func.AuthLevel.FUNCTION)
+def admin_api(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.api import admin_api as handle
+
+    return handle(req)

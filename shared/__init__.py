@@ -1,0 +1,1 @@
+"""Integration Hub: the hub itself (domain, services, ports and their backends)."""

@@ -1,0 +1,1 @@
+"""Port backends. Azure SDKs are imported lazily, inside the Azure backends only."""

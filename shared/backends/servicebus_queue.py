@@ -1,0 +1,164 @@
+"""Azure Service Bus work queue, sender side only (the Functions host receives in Azure).
+
+``azure.servicebus`` is imported lazily, here only. One sender per queue is created on first
+use and reused; senders are not thread-safe, so each is guarded by its own lock. Service Bus
+drops duplicates silently (when the queue has duplicate detection), so ``send`` always
+returns True and ``send_many`` returns ``len(messages)``.
+
+Errors become hub errors: network, timeout and busy errors -> :class:`RetryLater`; missing
+queue or missing role -> :class:`ConfigurationError`; a message over the tier's size limit
+-> :class:`FailRun` (large payloads belong in Blob Storage, see the claim-check pattern).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC
+from typing import Any, cast
+
+from shared.errors import ConfigurationError, FailRun, HubError, InvalidInput, RetryLater
+from shared.ports.queue import OutgoingMessage
+
+_SCALARS = (str, int, float, bool)
+
+
+class ServiceBusWorkQueue:
+    """WorkQueue backed by an Azure Service Bus namespace.
+
+    Args:
+        fully_qualified_namespace: e.g. ``myns.servicebus.windows.net`` (the
+            ``ServiceBusConnection__fullyQualifiedNamespace`` setting).
+        credential: An azure-identity credential with the *Azure Service Bus Data Sender* role.
+    """
+
+    def __init__(self, fully_qualified_namespace: str, credential: Any) -> None:
+        from azure.servicebus import ServiceBusClient
+
+        self._namespace = fully_qualified_namespace
+        self._client = ServiceBusClient(fully_qualified_namespace, credential)
+        self._senders: dict[str, tuple[Any, threading.Lock]] = {}
+        self._senders_lock = threading.Lock()
+
+    def _sender(self, queue: str) -> tuple[Any, threading.Lock]:
+        with self._senders_lock:
+            entry = self._senders.get(queue)
+            if entry is None:
+                entry = (self._client.get_queue_sender(queue), threading.Lock())
+                self._senders[queue] = entry
+            return entry
+
+    @contextmanager
+    def _errors(self, queue: str) -> Iterator[None]:
+        from azure.servicebus.exceptions import (
+            MessageSizeExceededError,
+            MessagingEntityNotFoundError,
+            ServiceBusAuthenticationError,
+            ServiceBusAuthorizationError,
+            ServiceBusError,
+        )
+
+        where = f"Service Bus queue {queue!r} in {self._namespace}"
+        try:
+            yield
+        except HubError:
+            raise
+        except MessageSizeExceededError as exc:
+            raise FailRun(f"message too large for {where}: {exc}", code="message_too_large") from exc
+        except MessagingEntityNotFoundError as exc:
+            raise ConfigurationError(f"{where} does not exist (check the queue name settings)") from exc
+        except (ServiceBusAuthenticationError, ServiceBusAuthorizationError) as exc:
+            raise ConfigurationError(
+                f"cannot send to {where}: {exc} (check ServiceBusConnection__fullyQualifiedNamespace and the "
+                "identity's 'Azure Service Bus Data Sender' role)"
+            ) from exc
+        except ServiceBusError as exc:
+            raise RetryLater(f"sending to {where} failed: {exc}") from exc
+
+    @staticmethod
+    def _to_sb(message: OutgoingMessage) -> Any:
+        from azure.servicebus import ServiceBusMessage
+
+        for key, value in message.application_properties.items():
+            if not isinstance(value, _SCALARS):
+                raise InvalidInput(
+                    f"application property {key!r} of message {message.message_id!r} is a {type(value).__name__}:"
+                    " Service Bus accepts only str, int, float or bool",
+                    code="invalid_message",
+                )
+        scheduled = message.scheduled_at
+        if scheduled is not None:
+            scheduled = scheduled.replace(tzinfo=UTC) if scheduled.tzinfo is None else scheduled.astimezone(UTC)
+        return ServiceBusMessage(
+            message.body,
+            message_id=message.message_id,
+            session_id=message.session_id,
+            content_type=message.content_type,
+            application_properties=cast(Any, dict(message.application_properties) or None),
+            scheduled_enqueue_time_utc=scheduled,
+        )
+
+    def send(self, queue: str, message: OutgoingMessage) -> bool:
+        """Send one message.
+
+        Returns:
+            Always True: Service Bus drops duplicates silently.
+
+        Raises:
+            RetryLater: Transient Service Bus or network error.
+            ConfigurationError: The queue does not exist or the identity may not send.
+            FailRun: The message is over the size limit.
+        """
+        sb_message = self._to_sb(message)
+        sender, lock = self._sender(queue)
+        with self._errors(queue), lock:
+            sender.send_messages(sb_message)
+        return True
+
+    def send_many(self, queue: str, messages: Sequence[OutgoingMessage]) -> int:
+        """Send several messages in as few batches as fit (a batch never mixes sessions, so it
+        also works on partitioned queues; order within a session is kept).
+
+        Returns:
+            ``len(messages)`` (duplicates are dropped by Service Bus without telling).
+        """
+        if not messages:
+            return 0
+        groups: dict[str | None, list[Any]] = {}
+        for m in messages:
+            groups.setdefault(m.session_id, []).append(self._to_sb(m))
+        sender, lock = self._sender(queue)
+        with self._errors(queue), lock:
+            for group in groups.values():
+                self._send_batched(sender, group)
+        return len(messages)
+
+    @staticmethod
+    def _send_batched(sender: Any, sb_messages: list[Any]) -> None:
+        from azure.servicebus.exceptions import MessageSizeExceededError
+
+        batch = sender.create_message_batch()
+        for sb_message in sb_messages:
+            try:
+                batch.add_message(sb_message)
+            except MessageSizeExceededError:
+                if len(batch) == 0:
+                    raise  # too large even on its own
+                sender.send_messages(batch)
+                batch = sender.create_message_batch()
+                batch.add_message(sb_message)
+        if len(batch):
+            sender.send_messages(batch)
+
+    def close(self) -> None:
+        """Close every sender and the client."""
+        with self._senders_lock:
+            senders, self._senders = self._senders, {}
+        for sender, lock in senders.values():
+            with lock:
+                sender.close()
+        self._client.close()
+
+    def __repr__(self) -> str:
+        return f"ServiceBusWorkQueue({self._namespace!r})"

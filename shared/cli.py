@@ -1,0 +1,137 @@
+"""``ihub``: the command line of Integration Hub.
+
+- ``ihub dev``: run ``function_app.py`` in the local dev host (like ``func start``).
+- ``ihub demo``: the end-to-end demo on embedded backends and the loopback sandboxes.
+- ``ihub webhooks verify``: check a webhook delivery's signature offline.
+- ``ihub settings``: show the effective settings (secrets redacted) and chosen backends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+
+def _cmd_webhooks_verify(args: argparse.Namespace) -> int:
+    from adapters.registry import adapter_class
+    from shared.errors import HubError
+
+    headers: dict[str, str] = {}
+    for raw in args.header or []:
+        name, sep, value = raw.partition(":")
+        if not sep or not name.strip():
+            print(f"error: --header {raw!r} is not 'Name: value'", file=sys.stderr)
+            return 2
+        headers[name.strip()] = value.strip()
+    try:
+        body = Path(args.body_file).read_bytes() if args.body_file != "-" else sys.stdin.buffer.read()
+    except OSError as exc:
+        print(f"error: cannot read --body-file: {exc}", file=sys.stderr)
+        return 2
+    try:
+        adapter = adapter_class(args.provider)(timeout=1.0)
+    except HubError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    verdict = adapter.verify_webhook(headers, body, args.secret, float(args.now) if args.now else time.time())
+    adapter.close()
+    print(f"{'valid' if verdict.valid else 'INVALID'}: {verdict.reason}")
+    return 0 if verdict.valid else 1
+
+
+def _cmd_dev(args: argparse.Namespace) -> int:
+    from shared.devhost.host import DevHost
+    from shared.devhost.settings_file import apply_to_environ, load_local_settings
+    from shared.runtime import get_hub
+
+    values = load_local_settings(Path(args.settings) if args.settings else None, root=Path.cwd())
+    apply_to_environ(values)
+    import os
+
+    import function_app
+
+    hub = get_hub()
+    if hub.settings.queue_backend != "sqlite":
+        print("error: the dev host delivers queue messages from the embedded queue only (IHUB_QUEUE_BACKEND=sqlite)")
+        return 2
+    host = DevHost(
+        function_app.app,
+        settings=dict(os.environ),
+        queue=hub.ports.queue,  # type: ignore[arg-type]
+        events=hub.ports.events if hub.settings.event_backend == "local" else None,  # type: ignore[arg-type]
+        port=args.port,
+        enable_timers=not args.no_timers,
+    )
+    host.start()
+    print(f"Integration Hub dev host on {host.base_url}/api (Ctrl-C to stop)", flush=True)
+    try:
+        host.run_forever()
+    finally:
+        host.stop()
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from sandbox.demo import run_demo
+
+    return run_demo(once=args.once, issues=args.issues, port=args.port)
+
+
+def _cmd_settings(args: argparse.Namespace) -> int:
+    from shared.config import load_settings
+    from shared.devhost.settings_file import apply_to_environ, load_local_settings
+
+    apply_to_environ(load_local_settings(None, root=Path.cwd()))
+    settings = load_settings()
+    for name, value in settings.model_dump().items():
+        print(f"{name} = {value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ihub", description="Integration Hub command line")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="run the function app in the local dev host")
+    dev.add_argument("--port", type=int, default=7071)
+    dev.add_argument("--settings", help="settings file (default: local.settings.json, else the sample)")
+    dev.add_argument("--no-timers", action="store_true", help="do not fire timer functions")
+    dev.set_defaults(func=_cmd_dev)
+
+    demo = sub.add_parser("demo", help="end-to-end demo on embedded backends and sandboxes")
+    demo.add_argument("--once", action="store_true", help="exit after the scenario (for scripts)")
+    demo.add_argument("--issues", type=int, default=300, help="sandbox issues to sync")
+    demo.add_argument("--port", type=int, default=7071, help="dev host port (a free one if busy)")
+    demo.set_defaults(func=_cmd_demo)
+
+    hooks = sub.add_parser("webhooks", help="webhook tools").add_subparsers(dest="webhooks_command", required=True)
+    verify = hooks.add_parser("verify", help="verify a delivery's signature; exit 0 valid, 1 invalid")
+    verify.add_argument("--provider", required=True)
+    verify.add_argument("--secret", required=True)
+    verify.add_argument("--header", action="append", metavar="'Name: value'", help="repeatable")
+    verify.add_argument("--body-file", required=True, help="raw body bytes ('-' for stdin)")
+    verify.add_argument("--now", help="epoch seconds to verify at (timestamped schemes)")
+    verify.set_defaults(func=_cmd_webhooks_verify)
+
+    settings = sub.add_parser("settings", help="print the effective settings")
+    settings.set_defaults(func=_cmd_settings)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Typed settings, named like the Azure app settings they mirror.
+
+Every setting is read from the environment (the Functions host puts app settings there; the
+local dev host loads ``local.settings.json`` ``Values`` into it, like Core Tools). Backends
+are chosen here, per port, never by ``if running_in_azure`` branches in services.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.errors import ConfigurationError
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class Settings(BaseSettings):
+    """All settings of the hub. Field docs name the app setting."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=False)
+
+    # --- backend choice per port -------------------------------------------------------
+    document_backend: Literal["sqlite", "cosmos"] = Field("sqlite", validation_alias=_env("IHUB_DOCUMENT_BACKEND"))
+    secret_backend: Literal["local", "keyvault"] = Field("local", validation_alias=_env("IHUB_SECRET_BACKEND"))
+    queue_backend: Literal["sqlite", "servicebus"] = Field("sqlite", validation_alias=_env("IHUB_QUEUE_BACKEND"))
+    event_backend: Literal["local", "eventgrid"] = Field("local", validation_alias=_env("IHUB_EVENT_BACKEND"))
+    blob_backend: Literal["local", "azure"] = Field("local", validation_alias=_env("IHUB_BLOB_BACKEND"))
+
+    # --- embedded backends -------------------------------------------------------------
+    data_dir: Path = Field(Path(".local/data"), validation_alias=_env("IHUB_DATA_DIR"))
+    secret_key: SecretStr | None = Field(None, validation_alias=_env("IHUB_SECRET_KEY"))
+    secret_key_file: Path | None = Field(None, validation_alias=_env("IHUB_SECRET_KEY_FILE"))
+    queue_lock_seconds: float = Field(30.0, gt=0, validation_alias=_env("IHUB_QUEUE_LOCK_SECONDS"))
+    queue_max_delivery_count: int = Field(10, ge=1, validation_alias=_env("IHUB_QUEUE_MAX_DELIVERY_COUNT"))
+    queue_duplicate_window_seconds: float = Field(600.0, ge=0, validation_alias=_env("IHUB_QUEUE_DUPLICATE_WINDOW_SECONDS"))
+
+    # --- Cosmos DB -----------------------------------------------------------------------
+    cosmos_endpoint: str | None = Field(None, validation_alias=_env("COSMOS_ENDPOINT"))
+    cosmos_key: SecretStr | None = Field(None, validation_alias=_env("COSMOS_KEY"))
+    cosmos_database: str = Field("ihub", validation_alias=_env("COSMOS_DATABASE"))
+    container_integrations: str = Field("integrations", validation_alias=_env("COSMOS_CONTAINER_INTEGRATIONS"))
+    container_checkpoints: str = Field("checkpoints", validation_alias=_env("COSMOS_CONTAINER_CHECKPOINTS"))
+    container_runs: str = Field("runs", validation_alias=_env("COSMOS_CONTAINER_RUNS"))
+    container_records: str = Field("records", validation_alias=_env("COSMOS_CONTAINER_RECORDS"))
+    container_webhook_events: str = Field("webhook_events", validation_alias=_env("COSMOS_CONTAINER_WEBHOOK_EVENTS"))
+    container_dead_letters: str = Field("dead_letters", validation_alias=_env("COSMOS_CONTAINER_DEAD_LETTERS"))
+
+    # --- Key Vault -----------------------------------------------------------------------
+    key_vault_uri: str | None = Field(None, validation_alias=_env("KEY_VAULT_URI"))
+
+    # --- Service Bus (identity-based connection, same setting the trigger uses) ----------
+    servicebus_namespace: str | None = Field(
+        None, validation_alias=_env("ServiceBusConnection__fullyQualifiedNamespace")
+    )
+    sync_inbound_queue: str = Field("sync-inbound", validation_alias=_env("SYNC_INBOUND_QUEUE"))
+    sync_outbound_queue: str = Field("sync-outbound", validation_alias=_env("SYNC_OUTBOUND_QUEUE"))
+
+    # --- Event Grid ------------------------------------------------------------------------
+    eventgrid_topic_endpoint: str | None = Field(None, validation_alias=_env("EVENTGRID_TOPIC_ENDPOINT"))
+
+    # --- Blob Storage ----------------------------------------------------------------------
+    blob_account_url: str | None = Field(None, validation_alias=_env("BLOB_ACCOUNT_URL"))
+    blob_connection_string: SecretStr | None = Field(None, validation_alias=_env("BLOB_CONNECTION_STRING"))
+    blob_container_webhooks: str = Field("webhook-archive", validation_alias=_env("BLOB_CONTAINER_WEBHOOKS"))
+
+    # --- schedules (NCRONTAB, 6 fields with seconds) -------------------------------------
+    sync_schedule: str = Field("0 */1 * * * *", validation_alias=_env("SYNC_SCHEDULE"))
+    token_refresh_schedule: str = Field("0 */5 * * * *", validation_alias=_env("TOKEN_REFRESH_SCHEDULE"))
+
+    # --- behaviour ------------------------------------------------------------------------
+    webhook_max_body_bytes: int = Field(25 * 1024 * 1024, gt=0, validation_alias=_env("WEBHOOK_MAX_BODY_BYTES"))
+    webhook_inline_max_bytes: int = Field(64 * 1024, ge=0, validation_alias=_env("WEBHOOK_INLINE_MAX_BYTES"))
+    webhook_event_ttl_seconds: int = Field(30 * 86400, gt=0, validation_alias=_env("WEBHOOK_EVENT_TTL_SECONDS"))
+    token_refresh_window_seconds: int = Field(900, ge=0, validation_alias=_env("TOKEN_REFRESH_WINDOW_SECONDS"))
+    sync_stale_run_seconds: int = Field(3600, gt=0, validation_alias=_env("SYNC_STALE_RUN_SECONDS"))
+    provider_base_urls: dict[str, str] = Field(default_factory=dict, validation_alias=_env("IHUB_PROVIDER_BASE_URLS"))
+    http_timeout_seconds: float = Field(30.0, gt=0, validation_alias=_env("IHUB_HTTP_TIMEOUT_SECONDS"))
+    admin_base_url: str = Field("http://127.0.0.1:7071/api", validation_alias=_env("IHUB_ADMIN_BASE_URL"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_unset(cls, data: object) -> object:
+        """An empty app setting means "not set" (Azure and local.settings.json both allow it)."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
+        return data
+
+    @field_validator("provider_base_urls", mode="before")
+    @classmethod
+    def _parse_json_map(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return {}
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"must be a JSON object like {{\"github\": \"http://...\"}}: {exc}") from exc
+        return value
+
+    @property
+    def containers(self) -> dict[str, str]:
+        """Logical container name -> configured container name."""
+        return {
+            "integrations": self.container_integrations,
+            "checkpoints": self.container_checkpoints,
+            "runs": self.container_runs,
+            "records": self.container_records,
+            "webhook_events": self.container_webhook_events,
+            "dead_letters": self.container_dead_letters,
+        }
+
+    def require(self, field: str, why: str) -> str:
+        """Return a string setting or raise ConfigurationError naming the app setting."""
+        value = getattr(self, field)
+        if value in (None, ""):
+            info = type(self).model_fields[field]
+            alias = info.validation_alias
+            name = alias.choices[0] if isinstance(alias, AliasChoices) else field
+            raise ConfigurationError(f"setting {name} is required {why}")
+        return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment, turning validation errors into one readable error."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigurationError(f"invalid settings: {problems}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings (read once)."""
+    return load_settings()

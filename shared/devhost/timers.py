@@ -1,0 +1,197 @@
+"""Timer triggers: each timer function fires on its NCRONTAB schedule in its own thread.
+
+Like the Functions host, invocations of one timer function never overlap (occurrences that
+pass while a run overruns are skipped, not replayed), schedules are evaluated in UTC, and
+``runOnStartup`` fires once when the host starts. A run that starts more than a second after
+its scheduled time gets ``past_due=True``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from azure.functions.timer import TimerRequest
+
+from shared.devhost.bindings import TIMER_TRIGGER, FunctionSpec, resolve_expression
+from shared.errors import ConfigurationError
+from shared.ncrontab import NCronTab
+
+__all__ = ["TimerJob", "TimerScheduler", "build_timer_jobs"]
+
+Invoke = Callable[..., Any]
+_PAST_DUE_TOLERANCE = timedelta(seconds=1)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class TimerJob:
+    """One timer function and its schedule.
+
+    Attributes:
+        spec: The function.
+        expression: The resolved NCRONTAB expression.
+        schedule: The parsed schedule.
+        run_on_startup: Fire once when the host starts.
+        last: When it last ran (UTC).
+        next: When it runs next (UTC), once scheduled.
+    """
+
+    spec: FunctionSpec
+    expression: str
+    schedule: NCronTab
+    run_on_startup: bool = False
+    last: datetime | None = None
+    next: datetime | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+def build_timer_jobs(specs: Iterable[FunctionSpec], settings: Mapping[str, str]) -> list[TimerJob]:
+    """Resolve and parse the schedules of the timer functions.
+
+    Args:
+        specs: The app's functions; only timer-triggered ones are kept.
+        settings: App settings for ``%NAME%`` schedules.
+
+    Returns:
+        One job per timer function.
+
+    Raises:
+        ConfigurationError: A schedule setting is missing, or the schedule is not valid
+            NCRONTAB; the message names the function and the setting.
+    """
+    jobs: list[TimerJob] = []
+    for spec in specs:
+        if spec.trigger_type != TIMER_TRIGGER:
+            continue
+        raw = str(spec.trigger.get("schedule", ""))
+        expression = resolve_expression(raw, settings, function=spec.name, field="schedule")
+        try:
+            schedule = NCronTab.parse(expression)
+        except ValueError as exc:
+            source = f" (from {raw})" if raw != expression else ""
+            raise ConfigurationError(f"function {spec.name!r}: schedule{source} is invalid: {exc}") from None
+        jobs.append(TimerJob(spec, expression, schedule, bool(spec.trigger.get("runOnStartup", False))))
+    return jobs
+
+
+class TimerScheduler:
+    """Runs timer jobs on their schedules.
+
+    Args:
+        jobs: The timer jobs.
+        invoke: The host's invoke path, ``invoke(spec, reason=..., **kwargs)``.
+        log: Logger for schedule information.
+        clock: Current UTC time (tests may replace it).
+    """
+
+    def __init__(
+        self,
+        jobs: Iterable[TimerJob],
+        *,
+        invoke: Invoke,
+        log: logging.Logger,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.jobs = {job.spec.name: job for job in jobs}
+        self._invoke = invoke
+        self._log = log
+        self._clock = clock
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """Start one scheduling thread per job."""
+        self._stop.clear()
+        for job in self.jobs.values():
+            thread = threading.Thread(
+                target=self._loop, args=(job,), name=f"devhost-timer-{job.spec.name}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def request_stop(self) -> None:
+        """Stop scheduling new runs (returns at once; :meth:`stop` waits)."""
+        self._stop.set()
+
+    def stop(self, timeout: float) -> bool:
+        """Stop scheduling and wait for running timer functions.
+
+        Args:
+            timeout: Seconds to wait for running functions at most.
+
+        Returns:
+            True when every timer thread ended in time.
+        """
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads = [t for t in self._threads if t.is_alive()]
+        return not self._threads
+
+    def fire(self, name: str, *, past_due: bool = False) -> Any:
+        """Run one timer function now, on the calling thread.
+
+        Args:
+            name: The function name.
+            past_due: The ``past_due`` flag to pass.
+
+        Returns:
+            What the function returned.
+
+        Raises:
+            KeyError: No timer function has this name.
+            Exception: What the function raised.
+        """
+        job = self.jobs.get(name)
+        if job is None:
+            raise KeyError(f"no timer function named {name!r} (timers: {', '.join(sorted(self.jobs)) or 'none'})")
+        return self._run(job, past_due=past_due, reason="This function was programmatically called via the host APIs.")
+
+    def _run(self, job: TimerJob, *, past_due: bool, reason: str) -> Any:
+        with job.lock:
+            now = self._clock()
+            upcoming = job.schedule.next_after(now)
+            request = TimerRequest(
+                past_due=past_due,
+                schedule_status={
+                    "Last": job.last.isoformat() if job.last else None,
+                    "Next": upcoming.isoformat(),
+                    "LastUpdated": now.isoformat(),
+                },
+                schedule={"AdjustForDST": True},
+            )
+            job.last = now
+            return self._invoke(job.spec, reason=reason, **{job.spec.arg_name: request})
+
+    def _run_logged(self, job: TimerJob, *, past_due: bool, reason: str) -> None:
+        try:
+            self._run(job, past_due=past_due, reason=reason)
+        except Exception:  # noqa: S110 - the invoke path already logged it with its traceback
+            pass
+
+    def _loop(self, job: TimerJob) -> None:
+        if job.run_on_startup and not self._stop.is_set():
+            self._run_logged(job, past_due=False, reason="Timer fired at startup (runOnStartup)")
+        scheduled = job.schedule.next_after(self._clock())
+        job.next = scheduled
+        self._log.info("Function %s: schedule '%s', next run %s", job.spec.name, job.expression, scheduled.isoformat())
+        while not self._stop.is_set():
+            delay = (scheduled - self._clock()).total_seconds()
+            if delay > 0:
+                if self._stop.wait(min(delay, 60.0)):
+                    break
+                continue  # woke up early or waited in slices: re-check the clock
+            late = self._clock() - scheduled
+            self._run_logged(job, past_due=late > _PAST_DUE_TOLERANCE, reason=f"Timer fired at {scheduled.isoformat()}")
+            scheduled = job.schedule.next_after(max(scheduled, self._clock()))
+            job.next = scheduled

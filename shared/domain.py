@@ -1,0 +1,325 @@
+"""Domain model: integrations, streams, checkpoints, runs, records, webhook events, events.
+
+Models are pydantic; documents in the store are ``model.to_doc()`` and come back through
+``Model.from_doc()``. Validation errors name the field and the problem (see
+:func:`validation_message`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared.errors import InvalidInput
+
+RECORD_NAMESPACE = uuid.UUID("5b7f0d4e-3c1a-4c7e-9d1e-8a7f6b5c4d3e")
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now in UTC."""
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    """A fresh random id such as ``int-3f2a...``."""
+    return f"{prefix}-{uuid.uuid4().hex[:20]}"
+
+
+def validation_message(exc: ValidationError) -> str:
+    """One line per problem: ``field: problem``."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+class Model(BaseModel):
+    """Base for stored models: documents round-trip through JSON-compatible dicts."""
+
+    model_config = ConfigDict(extra="ignore", validate_assignment=False)
+
+    etag: str | None = Field(None, exclude=True)
+
+    def to_doc(self) -> dict[str, Any]:
+        """JSON-compatible dict for the document store (without the ETag)."""
+        return self.model_dump(mode="json", exclude={"etag"})
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Self:
+        """Build from a stored document, keeping its ETag."""
+        obj = cls.model_validate(doc)
+        obj.etag = doc.get("_etag")
+        return obj
+
+    @classmethod
+    def parse_input(cls, data: Any) -> Self:
+        """Validate caller input, raising InvalidInput that names each bad field."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidInput(validation_message(exc)) from None
+
+
+class IntegrationStatus(StrEnum):
+    PENDING = "pending"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    ERROR = "error"
+    RATE_LIMITED = "rate_limited"
+    UNAUTHORIZED = "unauthorized"
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+    BIDIRECTIONAL = "bidirectional"
+
+
+class StreamConfig(BaseModel):
+    """One stream of an integration: what to sync, how often, which way."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")
+    schedule: str = Field("0 */15 * * * *", description="NCRONTAB, 6 fields (seconds first)")
+    direction: Direction = Direction.INBOUND
+    conflict_strategy: str = Field("last_writer_wins", min_length=1)
+    enabled: bool = True
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str) -> str:
+        from shared.ncrontab import NCronTab
+
+        NCronTab.parse(value)  # raises ValueError with the reason
+        return value
+
+
+class Integration(Model):
+    """A tenant's connection to one provider account."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    tenant_id: str = Field(pattern=ID_PATTERN)
+    provider: str = Field(min_length=1, max_length=32)
+    display_name: str = Field(min_length=1, max_length=200)
+    status: IntegrationStatus = IntegrationStatus.PENDING
+    status_reason: str | None = None
+    auth_type: Literal["oauth2", "api_key", "basic", "app"] = "oauth2"
+    credential_ref: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    streams: list[StreamConfig] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    type: Literal["integration"] = "integration"
+
+    def stream(self, name: str) -> StreamConfig:
+        """The named stream or NotFound-style InvalidInput."""
+        for s in self.streams:
+            if s.name == name:
+                return s
+        raise InvalidInput(f"integration {self.id} has no stream {name!r}", code="unknown_stream")
+
+
+def stream_key(tenant_id: str, integration_id: str, stream: str) -> str:
+    """Stable key of one (tenant, integration, stream); also the Service Bus session id."""
+    return f"{tenant_id}:{integration_id}:{stream}"
+
+
+class IncrementalState(BaseModel):
+    """Where the next run starts: the provider's delta position.
+
+    ``watermark`` is the committed high-water mark (e.g. ``updated_at``); ``sync_token`` is a
+    provider delta token. Both advance only when a run's last page has been stored.
+    """
+
+    watermark: str | None = None
+    sync_token: str | None = None
+
+
+class Checkpoint(Model):
+    """Sync position of one (tenant, integration, stream); also drives the scheduler."""
+
+    id: str
+    tenant_id: str
+    integration_id: str
+    stream: str
+    state: IncrementalState = Field(default_factory=IncrementalState)
+    pending_watermark: str | None = None
+    active_run_id: str | None = None
+    next_page: str | None = None
+    page_number: int = 0
+    run_counters: dict[str, int] = Field(default_factory=dict)
+    rerun_requested: bool = False
+    next_run_at: datetime | None = None
+    last_run_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+    type: Literal["checkpoint"] = "checkpoint"
+
+    @classmethod
+    def key(cls, tenant_id: str, integration_id: str, stream: str) -> str:
+        return doc_id("checkpoint", stream_key(tenant_id, integration_id, stream))
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class SyncRun(Model):
+    """One sync of one stream, with progress counters."""
+
+    id: str
+    tenant_id: str
+    integration_id: str
+    stream: str
+    trigger: Literal["schedule", "webhook", "manual", "continuation"] = "schedule"
+    status: RunStatus = RunStatus.RUNNING
+    pages: int = 0
+    records_seen: int = 0
+    records_created: int = 0
+    records_updated: int = 0
+    records_unchanged: int = 0
+    records_skipped: int = 0
+    error: str | None = None
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    type: Literal["run"] = "run"
+
+
+class StoredRecord(Model):
+    """One external object as stored: deterministic id, external id, hash, timestamps."""
+
+    id: str
+    tenant_id: str
+    integration_id: str
+    provider: str
+    entity_type: str
+    external_id: str
+    data: dict[str, Any]
+    content_hash: str
+    source_updated_at: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    type: Literal["record"] = "record"
+
+    @staticmethod
+    def make_id(tenant_id: str, integration_id: str, entity_type: str, external_id: str) -> str:
+        """Deterministic id: the same external object always maps to the same record."""
+        return doc_id("rec", f"{tenant_id}\x1f{integration_id}\x1f{entity_type}\x1f{external_id}")
+
+
+def doc_id(prefix: str, natural_key: str) -> str:
+    """Deterministic, Cosmos-safe document id from a natural key."""
+    return f"{prefix}-{uuid.uuid5(RECORD_NAMESPACE, natural_key).hex}"
+
+
+def content_hash(data: Any) -> str:
+    """SHA-256 of the canonical JSON of ``data``."""
+    raw = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(raw).hexdigest()
+
+
+class WebhookStatus(StrEnum):
+    RECEIVED = "received"
+    ENQUEUED = "enqueued"
+    PROCESSED = "processed"
+    FAILED = "failed"
+
+
+class WebhookEvent(Model):
+    """A verified inbound webhook delivery, persisted before it is acknowledged."""
+
+    id: str
+    tenant_id: str
+    integration_id: str
+    provider: str
+    delivery_id: str
+    event_type: str
+    status: WebhookStatus = WebhookStatus.RECEIVED
+    body: dict[str, Any] | None = None
+    body_blob: str | None = None
+    body_size: int = 0
+    headers: dict[str, str] = Field(default_factory=dict)
+    received_at: datetime = Field(default_factory=utcnow)
+    processed_at: datetime | None = None
+    error: str | None = None
+    ttl: int | None = None
+    type: Literal["webhook_event"] = "webhook_event"
+
+
+class DeadLetter(Model):
+    """Work the app gave up on, with a reason a person can read."""
+
+    id: str
+    tenant_id: str
+    queue: str
+    message_id: str
+    reason: str
+    description: str
+    body: str
+    delivery_count: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    type: Literal["dead_letter"] = "dead_letter"
+
+
+# --- domain events ---------------------------------------------------------------------
+
+
+class DomainEvent(BaseModel):
+    """Base of the events the hub publishes (Event Grid ``eventType`` = ``IntegrationHub.<Name>``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_id: str
+    integration_id: str
+    provider: str
+    occurred_at: datetime = Field(default_factory=utcnow)
+
+    @classmethod
+    def event_type(cls) -> str:
+        return f"IntegrationHub.{cls.__name__}"
+
+    def subject(self) -> str:
+        return f"tenants/{self.tenant_id}/integrations/{self.integration_id}"
+
+
+class AppConnected(DomainEvent):
+    pass
+
+
+class AppDisconnected(DomainEvent):
+    reason: str = ""
+
+
+class IntegrationFailed(DomainEvent):
+    error_code: str
+    message: str
+    stream: str | None = None
+
+
+class DataSynced(DomainEvent):
+    stream: str
+    run_id: str
+    records_created: int
+    records_updated: int
+    records_unchanged: int
+
+
+class RateLimitExceeded(DomainEvent):
+    retry_at: datetime | None = None
+    scope: str = "provider"
+
+
+DOMAIN_EVENTS: dict[str, type[DomainEvent]] = {
+    cls.event_type(): cls
+    for cls in (AppConnected, AppDisconnected, IntegrationFailed, DataSynced, RateLimitExceeded)
+}

@@ -1,0 +1,104 @@
+"""One error root for the hub, classified by what the caller should do.
+
+Queue handlers and HTTP handlers decide what to do from the *class* of an error
+(retry later, re-authenticate, skip the record, fail the run, reject the input),
+never from message text.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class HubError(Exception):
+    """Root of every error the hub raises on purpose.
+
+    Attributes:
+        code: A short machine-readable code, stable across releases.
+    """
+
+    code = "hub_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code:
+            self.code = code
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class RetryLater(HubError):
+    """Transient: try again at ``retry_at`` (or with backoff when it is ``None``)."""
+
+    code = "retry_later"
+
+    def __init__(self, message: str, *, retry_at: datetime | None = None, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_at = retry_at
+
+
+class RateLimited(RetryLater):
+    """The provider (or our own budget) says stop until ``retry_at``."""
+
+    code = "rate_limited"
+
+
+class ReauthRequired(HubError):
+    """The credential was rejected: the connection needs new tokens."""
+
+    code = "unauthorized"
+
+
+class SkipRecord(HubError):
+    """This one record cannot be processed; the rest of the page can."""
+
+    code = "skip_record"
+
+
+class FailRun(HubError):
+    """Permanent for this run: stop and report it."""
+
+    code = "fail_run"
+
+
+class InvalidInput(HubError):
+    """Input from a caller is malformed or not allowed. Maps to HTTP 400."""
+
+    code = "invalid_input"
+    status = 400
+
+
+class Unauthenticated(InvalidInput):
+    """Missing or wrong signature/credential on an inbound request. HTTP 401."""
+
+    code = "unauthenticated"
+    status = 401
+
+
+class NotFound(InvalidInput):
+    """The thing named does not exist (or belongs to another tenant). HTTP 404."""
+
+    code = "not_found"
+    status = 404
+
+
+class PayloadTooLarge(InvalidInput):
+    """Body over the configured limit. HTTP 413."""
+
+    code = "payload_too_large"
+    status = 413
+
+
+class Conflict(InvalidInput):
+    """The write conflicts with the current state. HTTP 409."""
+
+    code = "conflict"
+    status = 409
+
+
+class ConfigurationError(HubError):
+    """A setting is missing or invalid; the message names the setting."""
+
+    code = "configuration_error"

@@ -1,0 +1,284 @@
+"""The outbound HTTP stack: a pipeline of small policies around an httpx transport.
+
+Order (outermost first): request id -> auth -> rate limit -> retry -> logging -> transport.
+Per-request state lives in :class:`RequestContext`. Policies never sleep for a rate limit:
+they raise :class:`~shared.errors.RateLimited` with the time the provider named, and the
+queue handler reschedules the message for then.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import httpx
+from pydantic import SecretStr
+
+from shared.errors import HubError, RateLimited, RetryLater
+
+log = logging.getLogger("ihub.http")
+
+SendFn = Callable[[httpx.Request, "RequestContext"], httpx.Response]
+
+_REDACT_QUERY = re.compile(r"(?i)([?&](?:access_token|token|code|client_secret|secret|key|sig|signature)=)[^&]*")
+
+
+def redact_url(url: str) -> str:
+    """URL with secret-looking query values replaced by ``***``."""
+    return _REDACT_QUERY.sub(r"\1***", url)
+
+
+@dataclass
+class RequestContext:
+    """State of one logical request across retries."""
+
+    provider: str
+    connection_key: str
+    credential: SecretStr | None = None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    attempt: int = 0
+    rate_limit: dict[str, str] = field(default_factory=dict)
+
+
+class Policy(Protocol):
+    """One step of the pipeline. Calls ``next_`` to continue."""
+
+    def send(self, request: httpx.Request, ctx: RequestContext, next_: SendFn) -> httpx.Response:
+        """Handle the request, usually by calling ``next_``."""
+
+
+class Classifier(Protocol):
+    """Turns an HTTP response into a HubError (or None when it is a success)."""
+
+    def __call__(self, response: httpx.Response) -> HubError | None:
+        """Classify ``response``."""
+
+
+class Pipeline:
+    """Runs policies in order, ending at the httpx client's transport."""
+
+    def __init__(self, policies: Sequence[Policy], client: httpx.Client) -> None:
+        self._policies = list(policies)
+        self._client = client
+
+    def send(self, request: httpx.Request, ctx: RequestContext) -> httpx.Response:
+        """Send ``request`` through every policy."""
+
+        def step(index: int) -> SendFn:
+            if index == len(self._policies):
+                return lambda req, _ctx: self._client.send(req)
+            policy = self._policies[index]
+            following = step(index + 1)
+            return lambda req, c: policy.send(req, c, following)
+
+        return step(0)(request, ctx)
+
+    def build_request(self, method: str, url: str, **kwargs: object) -> httpx.Request:
+        """An httpx request built by the underlying client (base headers, timeouts)."""
+        return self._client.build_request(method, url, **kwargs)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class RequestIdPolicy:
+    """Adds ``X-Request-Id`` so provider-side logs can be correlated."""
+
+    def send(self, request: httpx.Request, ctx: RequestContext, next_: SendFn) -> httpx.Response:
+        request.headers.setdefault("X-Request-Id", ctx.request_id)
+        return next_(request, ctx)
+
+
+class AuthStrategy(Protocol):
+    """Puts the credential on a request."""
+
+    def apply(self, request: httpx.Request, credential: SecretStr | None) -> None:
+        """Mutate ``request`` headers/params."""
+
+
+class AuthPolicy:
+    """Applies the provider's auth strategy with the context's credential."""
+
+    def __init__(self, strategy: AuthStrategy) -> None:
+        self._strategy = strategy
+
+    def send(self, request: httpx.Request, ctx: RequestContext, next_: SendFn) -> httpx.Response:
+        self._strategy.apply(request, ctx.credential)
+        return next_(request, ctx)
+
+
+class RateLimitState:
+    """In-process rate-limit state: per key, the time before which no request may be sent.
+
+    This is the single-instance backend of the rate-limit port; a Redis backend shares the
+    same interface for many instances.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._blocked: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    def blocked_until(self, key: str) -> float | None:
+        """Epoch seconds until which ``key`` is blocked, or None."""
+        with self._lock:
+            until = self._blocked.get(key)
+            if until is not None and until <= self._clock():
+                del self._blocked[key]
+                return None
+            return until
+
+    def block(self, key: str, until: float) -> None:
+        """Block ``key`` until epoch seconds ``until`` (keeps the later of two blocks)."""
+        with self._lock:
+            self._blocked[key] = max(until, self._blocked.get(key, 0.0))
+
+
+class RateLimitPolicy:
+    """Refuses to send while the connection is blocked; records blocks the provider names.
+
+    ``observe`` reads the provider's headers and returns an epoch time to block until (or
+    None); it is supplied by the adapter from its spec.
+    """
+
+    def __init__(
+        self,
+        state: RateLimitState,
+        observe: Callable[[httpx.Response], float | None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._state = state
+        self._observe = observe
+        self._clock = clock
+
+    def send(self, request: httpx.Request, ctx: RequestContext, next_: SendFn) -> httpx.Response:
+        key = f"{ctx.provider}:{ctx.connection_key}"
+        until = self._state.blocked_until(key)
+        if until is not None:
+            raise RateLimited(
+                f"{ctx.provider} rate limit in force for this connection until {_iso(until)}",
+                retry_at=datetime.fromtimestamp(until, UTC),
+            )
+        response = next_(request, ctx)
+        ctx.rate_limit = {k: v for k, v in response.headers.items() if "ratelimit" in k.lower() or k.lower() == "retry-after"}
+        block = self._observe(response)
+        if block is not None and block > self._clock():
+            self._state.block(key, block)
+        return response
+
+
+class RetryPolicy:
+    """Retries transient failures; raises classified errors for everything else.
+
+    - A rate-limit answer raises RateLimited at once (the caller reschedules; no sleeping).
+    - A transient answer (5xx, transport error) is retried up to ``max_attempts`` with
+      exponential backoff; a server-given ``Retry-After`` is honoured exactly (no jitter) when
+      it is at most ``max_inline_wait`` seconds, otherwise RetryLater carries that time.
+    - Anything else the classifier names is raised as is.
+    """
+
+    def __init__(
+        self,
+        classify: Classifier,
+        *,
+        max_attempts: int = 3,
+        backoff_base: float = 0.5,
+        max_inline_wait: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._classify = classify
+        self._max_attempts = max_attempts
+        self._backoff_base = backoff_base
+        self._max_inline_wait = max_inline_wait
+        self._sleep = sleep
+
+    def send(self, request: httpx.Request, ctx: RequestContext, next_: SendFn) -> httpx.Response:
+        while True:
+            ctx.attempt += 1
+            try:
+                response = next_(request, ctx)
+            except httpx.TransportError as exc:
+                error: HubError = RetryLater(f"{ctx.provider}: {type(exc).__name__}: {exc}")
+            else:
+                classified = self._classify(response)
+                if classified is None:
+                    return response
+                error = classified
+            if isinstance(error, RateLimited) or not isinstance(error, RetryLater):
+                raise error
+            if ctx.attempt >= self._max_attempts:
+                raise error
+            wait = self._backoff_base * (2 ** (ctx.attempt - 1))
+            if error.retry_at is not None:
+                wait = (error.retry_at - datetime.now(UTC)).total_seconds()
+                if wait > self._max_inline_wait:
+                    raise error
+            log.info("retrying %s after %.2fs (attempt %d): %s", ctx.provider, max(wait, 0), ctx.attempt, error)
+            self._sleep(max(wait, 0.0))
+
+
+class LoggingPolicy:
+    """Logs one line per attempt with the URL's secrets redacted (headers are never logged)."""
+
+    def send(self, request: httpx.Request, ctx: RequestContext, next_: SendFn) -> httpx.Response:
+        started = time.perf_counter()
+        try:
+            response = next_(request, ctx)
+        except httpx.TransportError as exc:
+            log.warning("%s %s -> %s (%s)", request.method, redact_url(str(request.url)), type(exc).__name__, ctx.request_id)
+            raise
+        log.debug(
+            "%s %s -> %d in %.1fms (%s)",
+            request.method,
+            redact_url(str(request.url)),
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+            ctx.request_id,
+        )
+        return response
+
+
+def retry_at_from_headers(
+    response: httpx.Response,
+    *,
+    retry_after_header: str = "retry-after",
+    reset_header: str | None = None,
+    reset_kind: str = "epoch_seconds",
+    now: float | None = None,
+) -> datetime | None:
+    """When the provider says to come back: ``Retry-After`` first, then a reset header."""
+    now = time.time() if now is None else now
+    value = response.headers.get(retry_after_header)
+    if value:
+        try:
+            return datetime.fromtimestamp(now + float(value), UTC)
+        except ValueError:
+            from email.utils import parsedate_to_datetime
+
+            try:
+                return parsedate_to_datetime(value).astimezone(UTC)
+            except (TypeError, ValueError):
+                pass
+    if reset_header and (reset := response.headers.get(reset_header)):
+        try:
+            number = float(reset)
+        except ValueError:
+            return None
+        return datetime.fromtimestamp(number if reset_kind == "epoch_seconds" else now + number, UTC)
+    return None
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+def seconds_from_now(seconds: float) -> datetime:
+    """A UTC datetime ``seconds`` from now."""
+    return datetime.now(UTC) + timedelta(seconds=seconds)

@@ -1,0 +1,1 @@
+"""Ports: one interface each, with an embedded and an Azure backend (see ``shared.backends``)."""

@@ -1,0 +1,90 @@
+"""Document store port: JSON documents partitioned by tenant, with ETag concurrency and TTL.
+
+Backends: ``shared.backends.sqlite_documents.SqliteDocumentStore`` (embedded) and
+``shared.backends.cosmos_documents.CosmosDocumentStore`` (Azure Cosmos DB).
+
+Every document is a JSON object with at least ``id`` (str) and the partition key field
+``tenant_id`` (str). Stores add ``_etag`` (opaque str) and ``_ts`` (epoch seconds, int) on
+every read/write result. An optional integer ``ttl`` (seconds, Cosmos semantics: counted
+from the last write) makes a document expire; expired documents are never returned.
+
+Queries are expressed with :class:`Where` conditions on top-level fields (dotted paths
+allowed for nested objects), never with raw SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from shared.errors import Conflict, HubError
+
+Document = dict[str, Any]
+Op = Literal["=", "!=", "<", "<=", ">", ">=", "in"]
+
+PARTITION_KEY = "tenant_id"
+
+
+class DocumentExists(Conflict):
+    """``create`` found a document with the same id in the partition."""
+
+    code = "document_exists"
+
+
+class PreconditionFailed(Conflict):
+    """The ``if_match`` ETag no longer matches (someone else wrote first)."""
+
+    code = "precondition_failed"
+
+
+class DocumentNotFound(HubError):
+    """``replace``/``delete`` named a document that does not exist."""
+
+    code = "document_not_found"
+
+
+@dataclass(frozen=True)
+class Where:
+    """One query condition: ``field op value``. ``in`` takes a list/tuple value."""
+
+    field: str
+    op: Op
+    value: Any
+
+
+class DocumentStore(Protocol):
+    """Partitioned JSON document store."""
+
+    def create(self, container: str, doc: Document) -> Document:
+        """Insert a new document. Raises DocumentExists if the id is taken in that partition."""
+
+    def upsert(self, container: str, doc: Document, *, if_match: str | None = None) -> Document:
+        """Insert or replace. With ``if_match`` the existing ETag must match (PreconditionFailed)."""
+
+    def replace(self, container: str, doc: Document, *, if_match: str | None = None) -> Document:
+        """Replace an existing document (DocumentNotFound / PreconditionFailed)."""
+
+    def read(self, container: str, partition_key: str, doc_id: str) -> Document | None:
+        """Point read; ``None`` when absent or expired."""
+
+    def delete(self, container: str, partition_key: str, doc_id: str, *, if_match: str | None = None) -> bool:
+        """Delete; returns False when absent. PreconditionFailed on ETag mismatch."""
+
+    def query(
+        self,
+        container: str,
+        *,
+        partition_key: str | None = None,
+        where: Sequence[Where] = (),
+        order_by: str | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[Document]:
+        """Documents matching all conditions. ``partition_key=None`` means cross-partition."""
+
+    def count(self, container: str, *, partition_key: str | None = None, where: Sequence[Where] = ()) -> int:
+        """Number of documents matching all conditions."""
+
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,95 @@
+"""Composition root: builds the services from settings and ports, once per process.
+
+``function_app.py`` calls :func:`get_hub` inside function bodies, never at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from shared.backends.factory import Ports, build_ports
+from shared.config import Settings, get_settings
+from shared.services.admin import AdminService
+from shared.services.connections import AdapterHub
+from shared.services.credentials import CredentialService
+from shared.services.events import DomainEvents
+from shared.services.outbound import OutboundService
+from shared.services.repositories import Repositories
+from shared.services.sync import SyncService
+from shared.services.tokens import TokenRefresher
+from shared.services.webhooks import WebhookIntake
+from shared.services.work import WorkRunner
+
+log = logging.getLogger("ihub")
+
+
+class Hub:
+    """Every service of the hub, wired to one set of ports."""
+
+    def __init__(self, settings: Settings, ports: Ports) -> None:
+        self.settings = settings
+        self.ports = ports
+        self.repos = Repositories(ports.documents, settings.containers)
+        self.credentials = CredentialService(ports.secrets)
+        self.adapters = AdapterHub(
+            self.credentials, base_urls=settings.provider_base_urls, timeout=settings.http_timeout_seconds
+        )
+        self.events = DomainEvents(ports.events)
+        self.sync = SyncService(
+            self.repos,
+            self.adapters,
+            ports.queue,
+            settings.sync_inbound_queue,
+            ports.blobs,
+            settings.blob_container_webhooks,
+            self.events,
+        )
+        self.webhooks = WebhookIntake(
+            self.repos,
+            self.credentials,
+            self.adapters,
+            ports.queue,
+            settings.sync_inbound_queue,
+            ports.blobs,
+            settings.blob_container_webhooks,
+            max_body_bytes=settings.webhook_max_body_bytes,
+            inline_max_bytes=settings.webhook_inline_max_bytes,
+            ttl_seconds=settings.webhook_event_ttl_seconds,
+        )
+        self.admin = AdminService(
+            self.repos, self.credentials, self.adapters, self.sync, self.events, ports.queue, settings.sync_outbound_queue
+        )
+        self.outbound = OutboundService(self.repos, self.adapters)
+        self.tokens = TokenRefresher(self.credentials, settings.token_refresh_window_seconds)
+        self.inbound_runner = WorkRunner(ports.queue, settings.sync_inbound_queue, self.repos.dead_letters)
+        self.outbound_runner = WorkRunner(ports.queue, settings.sync_outbound_queue, self.repos.dead_letters)
+
+    def close(self) -> None:
+        self.adapters.close()
+        self.ports.close()
+
+
+_hub: Hub | None = None
+_lock = threading.Lock()
+
+
+def get_hub() -> Hub:
+    """The process-wide hub, built on first use from the environment's settings."""
+    global _hub
+    if _hub is None:
+        with _lock:
+            if _hub is None:
+                settings = get_settings()
+                _hub = Hub(settings, build_ports(settings))
+    return _hub
+
+
+def reset_hub() -> None:
+    """Forget the process-wide hub (tests and the dev host after changing settings)."""
+    global _hub
+    with _lock:
+        if _hub is not None:
+            _hub.close()
+        _hub = None
+    get_settings.cache_clear()

@@ -1,0 +1,1 @@
+"""Services: the hub's behaviour. Each takes its ports in the constructor."""

@@ -1,0 +1,201 @@
+"""The admin API's service: integrations, credentials, on-demand syncs, runs, records.
+
+Every call is scoped to one tenant (the ``X-Tenant-Id`` header); another tenant's
+integration is simply not found.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.domain import (
+    ID_PATTERN,
+    AppConnected,
+    Integration,
+    IntegrationStatus,
+    Model,
+    StreamConfig,
+    new_id,
+    utcnow,
+)
+from shared.errors import InvalidInput
+from shared.messages import OutboundMessage, encode
+from shared.ports.queue import OutgoingMessage, WorkQueue
+from shared.ports.documents import Where
+from shared.services.connections import AdapterHub
+from shared.services.credentials import CredentialInput, CredentialService
+from shared.services.events import DomainEvents
+from shared.services.repositories import Repositories
+from shared.services.sync import SyncService, session_of
+
+
+class NewIntegration(Model):
+    """Body of ``POST manage/integrations``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(None, pattern=ID_PATTERN)
+    provider: str = Field(min_length=1)
+    display_name: str = Field(min_length=1, max_length=200)
+    auth_type: str = "oauth2"
+    config: dict[str, Any] = Field(default_factory=dict)
+    streams: list[StreamConfig] | None = None
+
+
+class SyncRequest(BaseModel):
+    """Body of ``POST manage/integrations/{id}/sync``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stream: str | None = None
+
+
+class ChangeRequest(BaseModel):
+    """Body of ``POST manage/integrations/{id}/changes``: a local change to push out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entity_type: str = Field(min_length=1)
+    external_id: str = Field(min_length=1)
+    changes: dict[str, Any] = Field(min_length=1)
+    idempotency_key: str | None = Field(None, min_length=8, max_length=128)
+
+
+class AdminService:
+    """Operations behind the admin HTTP API."""
+
+    def __init__(
+        self,
+        repos: Repositories,
+        credentials: CredentialService,
+        adapters: AdapterHub,
+        sync: SyncService,
+        events: DomainEvents,
+        queue: WorkQueue,
+        outbound_queue: str,
+    ) -> None:
+        self._repos = repos
+        self._credentials = credentials
+        self._adapters = adapters
+        self._sync = sync
+        self._events = events
+        self._queue = queue
+        self._outbound_queue = outbound_queue
+
+    def create_integration(self, tenant_id: str, body: Any) -> Integration:
+        """Create an integration (status ``pending`` until a credential is set)."""
+        req = NewIntegration.parse_input(body)
+        adapter = self._adapters.adapter(req.provider)
+        streams = req.streams if req.streams is not None else [StreamConfig(name=n) for n in adapter.spec.streams]
+        for stream in streams:
+            spec = adapter.spec.streams.get(stream.name)
+            if spec is None:
+                raise InvalidInput(
+                    f"streams: {req.provider} has no stream {stream.name!r} (known: {', '.join(adapter.spec.streams)})"
+                )
+            missing = [k for k in spec.required_config if k not in req.config]
+            if missing:
+                raise InvalidInput(f"config: stream {stream.name!r} needs {', '.join(missing)}")
+        integration = Integration.parse_input(
+            {
+                "id": req.id or new_id("int"),
+                "tenant_id": tenant_id,
+                "provider": req.provider,
+                "display_name": req.display_name,
+                "auth_type": req.auth_type,
+                "config": req.config,
+                "streams": [s.model_dump() for s in streams],
+            }
+        )
+        if self._repos.integrations.find(integration.id) is not None:
+            raise InvalidInput(f"id: integration {integration.id} already exists", code="conflict")
+        created = self._repos.integrations.create(integration)
+        self._sync.ensure_checkpoints(created)
+        return created
+
+    def list_integrations(self, tenant_id: str) -> list[Integration]:
+        return self._repos.integrations.query(tenant_id, order_by="created_at")
+
+    def get_integration(self, tenant_id: str, integration_id: str) -> Integration:
+        return self._repos.integrations.require(tenant_id, integration_id)
+
+    def set_credential(self, tenant_id: str, integration_id: str, body: Any) -> Integration:
+        """Store tokens/webhook secret; a pending or failed integration becomes connected."""
+        integration = self.get_integration(tenant_id, integration_id)
+        cred = CredentialInput.model_validate(body) if isinstance(body, dict) else None
+        if cred is None:
+            raise InvalidInput("body must be a JSON object with access_token and/or webhook_secret")
+        if cred.access_token is None and cred.refresh_token is None and cred.webhook_secret is None:
+            raise InvalidInput("body: give at least one of access_token, refresh_token, webhook_secret")
+        ref = self._credentials.store(integration, cred)
+        was = integration.status
+        integration.credential_ref = ref
+        if cred.access_token is not None and was != IntegrationStatus.CONNECTED:
+            integration.status = IntegrationStatus.CONNECTED
+            integration.status_reason = None
+        integration.updated_at = utcnow()
+        saved = self._repos.integrations.save(integration)
+        if saved.status == IntegrationStatus.CONNECTED and was != IntegrationStatus.CONNECTED:
+            self._events.publish(
+                AppConnected(tenant_id=tenant_id, integration_id=integration_id, provider=integration.provider)
+            )
+        return saved
+
+    def trigger_sync(self, tenant_id: str, integration_id: str, body: Any) -> list[str]:
+        """Start a manual run of one stream (or all enabled streams); returns run ids."""
+        req = SyncRequest.model_validate(body or {})
+        integration = self.get_integration(tenant_id, integration_id)
+        if integration.status not in (
+            IntegrationStatus.CONNECTED, IntegrationStatus.RATE_LIMITED, IntegrationStatus.ERROR
+        ):
+            raise InvalidInput(
+                f"integration {integration_id} is {integration.status.value}; set a credential first", code="conflict"
+            )
+        names = [req.stream] if req.stream else [s.name for s in integration.streams if s.enabled]
+        return [self._sync.start_run(integration, name, "manual") for name in names]
+
+    def queue_change(self, tenant_id: str, integration_id: str, body: Any) -> str:
+        """Queue a local change for the SyncOutboundWorker; returns its idempotency key."""
+        req = ChangeRequest.model_validate(body)
+        self.get_integration(tenant_id, integration_id)
+        key = req.idempotency_key or new_id("chg")
+        msg = OutboundMessage(
+            tenant_id=tenant_id,
+            integration_id=integration_id,
+            entity_type=req.entity_type,
+            external_id=req.external_id,
+            changes=req.changes,
+            idempotency_key=key,
+        )
+        self._queue.send(
+            self._outbound_queue,
+            OutgoingMessage(encode(msg), key, session_id=session_of(tenant_id, integration_id)),
+        )
+        return key
+
+    def list_runs(self, tenant_id: str, integration_id: str, limit: int = 50) -> list[Any]:
+        self.get_integration(tenant_id, integration_id)
+        return self._repos.runs.query(
+            tenant_id, [Where("integration_id", "=", integration_id)], order_by="started_at", descending=True, limit=limit
+        )
+
+    def list_records(self, tenant_id: str, integration_id: str, limit: int = 50) -> list[Any]:
+        self.get_integration(tenant_id, integration_id)
+        return self._repos.records.query(
+            tenant_id, [Where("integration_id", "=", integration_id)], order_by="updated_at", descending=True, limit=limit
+        )
+
+    def stats(self, tenant_id: str, integration_id: str) -> dict[str, int]:
+        self.get_integration(tenant_id, integration_id)
+        where = [Where("integration_id", "=", integration_id)]
+        return {
+            "records": self._repos.records.count(tenant_id, where),
+            "runs": self._repos.runs.count(tenant_id, where),
+            "webhook_events": self._repos.webhook_events.count(tenant_id, where),
+            "dead_letters": self._repos.dead_letters.count(tenant_id),
+        }
+
+    def list_dead_letters(self, tenant_id: str, limit: int = 50) -> list[Any]:
+        return self._repos.dead_letters.query(tenant_id, order_by="created_at", descending=True, limit=limit)
