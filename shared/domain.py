@@ -12,9 +12,9 @@ import json
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, field_validator
 
 from shared.errors import InvalidInput
 
@@ -25,6 +25,16 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 def utcnow() -> datetime:
     """Timezone-aware now in UTC."""
     return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """Canonical stored form of a timestamp: UTC, microseconds, ``Z``. Sorts lexically."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+Timestamp = Annotated[datetime, PlainSerializer(iso, return_type=str, when_used="json")]
 
 
 def new_id(prefix: str) -> str:
@@ -116,8 +126,8 @@ class Integration(Model):
     credential_ref: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     streams: list[StreamConfig] = Field(default_factory=list)
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    created_at: Timestamp = Field(default_factory=utcnow)
+    updated_at: Timestamp = Field(default_factory=utcnow)
     type: Literal["integration"] = "integration"
 
     def stream(self, name: str) -> StreamConfig:
@@ -158,9 +168,9 @@ class Checkpoint(Model):
     page_number: int = 0
     run_counters: dict[str, int] = Field(default_factory=dict)
     rerun_requested: bool = False
-    next_run_at: datetime | None = None
-    last_run_at: datetime | None = None
-    updated_at: datetime = Field(default_factory=utcnow)
+    next_run_at: Timestamp | None = None
+    last_run_at: Timestamp | None = None
+    updated_at: Timestamp = Field(default_factory=utcnow)
     type: Literal["checkpoint"] = "checkpoint"
 
     @classmethod
@@ -190,8 +200,8 @@ class SyncRun(Model):
     records_unchanged: int = 0
     records_skipped: int = 0
     error: str | None = None
-    started_at: datetime = Field(default_factory=utcnow)
-    finished_at: datetime | None = None
+    started_at: Timestamp = Field(default_factory=utcnow)
+    finished_at: Timestamp | None = None
     type: Literal["run"] = "run"
 
 
@@ -207,8 +217,8 @@ class StoredRecord(Model):
     data: dict[str, Any]
     content_hash: str
     source_updated_at: str | None = None
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    created_at: Timestamp = Field(default_factory=utcnow)
+    updated_at: Timestamp = Field(default_factory=utcnow)
     type: Literal["record"] = "record"
 
     @staticmethod
@@ -249,8 +259,8 @@ class WebhookEvent(Model):
     body_blob: str | None = None
     body_size: int = 0
     headers: dict[str, str] = Field(default_factory=dict)
-    received_at: datetime = Field(default_factory=utcnow)
-    processed_at: datetime | None = None
+    received_at: Timestamp = Field(default_factory=utcnow)
+    processed_at: Timestamp | None = None
     error: str | None = None
     ttl: int | None = None
     type: Literal["webhook_event"] = "webhook_event"
@@ -267,7 +277,7 @@ class DeadLetter(Model):
     description: str
     body: str
     delivery_count: int = 0
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: Timestamp = Field(default_factory=utcnow)
     type: Literal["dead_letter"] = "dead_letter"
 
 
@@ -282,7 +292,7 @@ class DomainEvent(BaseModel):
     tenant_id: str
     integration_id: str
     provider: str
-    occurred_at: datetime = Field(default_factory=utcnow)
+    occurred_at: Timestamp = Field(default_factory=utcnow)
 
     @classmethod
     def event_type(cls) -> str:
@@ -315,7 +325,7 @@ class DataSynced(DomainEvent):
 
 
 class RateLimitExceeded(DomainEvent):
-    retry_at: datetime | None = None
+    retry_at: Timestamp | None = None
     scope: str = "provider"
 
 

@@ -156,7 +156,8 @@ class Adapter:
         spec = self.stream_spec(stream)
         paginator = paginator_for(self.spec.pagination_for(stream))
         url, params = paginator.prepare(self.stream_url(conn, stream), self.build_params(conn, stream, watermark), token)
-        response = self.send(conn, spec.method, url, params=params)
+        # params=None, not {}: httpx replaces a URL's query with an empty params dict
+        response = self.send(conn, spec.method, url, params=params or None)
         body = self.decode(response)
         entities: list[Entity] = []
         skipped: list[str] = []

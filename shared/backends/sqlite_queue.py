@@ -34,40 +34,30 @@ _PRUNE_EVERY_SENDS = 1000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
-    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
-    queue            TEXT NOT NULL,
-    message_id       TEXT NOT NULL,
-    session_id       TEXT,
-    body             BLOB NOT NULL,
-    content_type     TEXT NOT NULL,
-    props            TEXT NOT NULL,
-    enqueued_at      REAL NOT NULL,
-    visible_at       REAL NOT NULL,
-    scheduled_at     REAL,
-    lock_token       TEXT,
-    locked_until     REAL,
-    delivery_count   INTEGER NOT NULL DEFAULT 0,
-    state            TEXT NOT NULL DEFAULT 'active',
-    dl_reason        TEXT,
-    dl_description   TEXT,
-    dead_lettered_at REAL
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, message_id TEXT NOT NULL, session_id TEXT,
+    body BLOB NOT NULL, content_type TEXT NOT NULL, props TEXT NOT NULL, enqueued_at REAL NOT NULL,
+    visible_at REAL NOT NULL, scheduled_at REAL, lock_token TEXT, locked_until REAL,
+    delivery_count INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT 'active',
+    dl_reason TEXT, dl_description TEXT, dead_lettered_at REAL
 );
 -- (queue, state) entries are ordered by rowid = seq: receive walks them in send order.
 CREATE INDEX IF NOT EXISTS ix_messages_queue_state ON messages (queue, state);
+-- Partial indexes stay small (locked messages only) and cost nothing on send.
 CREATE INDEX IF NOT EXISTS ix_messages_locked ON messages (queue, locked_until) WHERE locked_until IS NOT NULL;
 CREATE INDEX IF NOT EXISTS ix_messages_lock_token ON messages (lock_token) WHERE lock_token IS NOT NULL;
+-- Message ids seen, in time buckets of the window's width: a send touches one page, and
+-- pruning deletes whole old buckets by primary-key range.
 CREATE TABLE IF NOT EXISTS duplicate_ids (
-    queue      TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    sent_at    REAL NOT NULL,
-    PRIMARY KEY (queue, message_id)
+    bucket INTEGER NOT NULL, queue TEXT NOT NULL, message_id TEXT NOT NULL, sent_at REAL NOT NULL,
+    PRIMARY KEY (bucket, queue, message_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_duplicate_ids_sent ON duplicate_ids (sent_at);
+CREATE TABLE IF NOT EXISTS queue_meta (key TEXT PRIMARY KEY, value REAL NOT NULL);
 """
 
 _INSERT_DUP = (
-    "INSERT INTO duplicate_ids (queue, message_id, sent_at) VALUES (?, ?, ?)"
-    " ON CONFLICT (queue, message_id) DO UPDATE SET sent_at = excluded.sent_at WHERE sent_at <= ?"
+    "INSERT OR IGNORE INTO duplicate_ids (bucket, queue, message_id, sent_at) SELECT ?1, ?2, ?3, ?4"
+    " WHERE NOT EXISTS (SELECT 1 FROM duplicate_ids WHERE bucket IN (SELECT value FROM json_each(?5))"
+    " AND queue = ?2 AND message_id = ?3 AND sent_at > ?6)"
 )
 _INSERT_MSG = (
     "INSERT INTO messages (queue, message_id, session_id, body, content_type, props, enqueued_at,"
@@ -157,9 +147,11 @@ class SqliteWorkQueue:
         self._sends = 0
         conn = self._conn()
         conn.executescript(_SCHEMA)
+        # The bucket width is fixed by the first opener; later openers check as many buckets as their window spans.
+        conn.execute("INSERT OR IGNORE INTO queue_meta VALUES ('dup_bucket_seconds', ?)", (max(self._window, 1.0),))
+        row = conn.execute("SELECT value FROM queue_meta WHERE key = 'dup_bucket_seconds'").fetchone()
+        self._bucket = float(row[0])
         self._prune(conn, self._clock())
-
-    # --- connections and transactions ----------------------------------------------
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -168,9 +160,8 @@ class SqliteWorkQueue:
         if self._closed:
             raise RuntimeError("SqliteWorkQueue is closed")
         conn = sqlite3.connect(self._path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=30000")
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000", "wal_autocheckpoint=4000"):
+            conn.execute(f"PRAGMA {pragma}")
         self._local.conn, self._local.pid = conn, os.getpid()
         with self._connections_lock:
             self._connections.append(conn)
@@ -197,7 +188,7 @@ class SqliteWorkQueue:
             duplicate-detection window), else True.
 
         Raises:
-            InvalidInput: An application property is not a scalar.
+            InvalidInput: An application property is not a str, int, float or bool.
         """
         return self.send_many(queue, (message,)) == 1
 
@@ -207,25 +198,23 @@ class SqliteWorkQueue:
         Returns:
             How many were accepted (not duplicates).
         """
-        rows = [
-            (m, _props_json(m), None if m.scheduled_at is None else _epoch(m.scheduled_at)) for m in messages
-        ]
+        rows = [(m, _props_json(m), None if m.scheduled_at is None else _epoch(m.scheduled_at)) for m in messages]
         if not rows:
             return 0
         conn = self._conn()
         now = self._clock()
-        expired_before = now - self._window
+        bucket = int(now // self._bucket)
+        buckets = json.dumps(list(range(int((now - self._window) // self._bucket), bucket + 2)))
         accepted = 0
         with self._write(conn):
             for m, props, scheduled in rows:
                 if self._window > 0:
-                    if conn.execute(_INSERT_DUP, (queue, m.message_id, now, expired_before)).rowcount == 0:
-                        continue  # a duplicate within the window: dropped silently
-                conn.execute(
-                    _INSERT_MSG,
-                    (queue, m.message_id, m.session_id, m.body, m.content_type, props, now,
-                     now if scheduled is None or scheduled < now else scheduled, scheduled),
-                )
+                    dup = (bucket, queue, m.message_id, now, buckets, now - self._window)
+                    if conn.execute(_INSERT_DUP, dup).rowcount == 0:
+                        continue  # seen within the window: dropped silently, like Service Bus
+                visible = now if scheduled is None or scheduled < now else scheduled
+                values = (queue, m.message_id, m.session_id, m.body, m.content_type, props, now, visible, scheduled)
+                conn.execute(_INSERT_MSG, values)
                 accepted += 1
         self._sends += len(rows)
         if self._sends >= _PRUNE_EVERY_SENDS:
@@ -234,8 +223,8 @@ class SqliteWorkQueue:
         return accepted
 
     def _prune(self, conn: sqlite3.Connection, now: float) -> None:
-        """Forget message ids older than the duplicate-detection window."""
-        conn.execute("DELETE FROM duplicate_ids WHERE sent_at <= ?", (now - self._window,))
+        """Forget message ids in buckets entirely older than the duplicate-detection window."""
+        conn.execute("DELETE FROM duplicate_ids WHERE bucket < ?", (int((now - self._window) // self._bucket),))
 
     # --- receiver side -----------------------------------------------------------------
 

@@ -79,6 +79,17 @@ def discover_functions(app: func.FunctionApp) -> list[FunctionSpec]:
     Raises:
         ConfigurationError: Two functions share a name.
     """
+    # azure-functions indexes an app only once (a second get_functions() reports every
+    # name as a duplicate), so the result is kept on the app for later dev hosts.
+    cached: list[FunctionSpec] | None = getattr(app, "_ihub_devhost_functions", None)
+    if cached is not None:
+        return list(cached)
+    specs = _discover(app)
+    app._ihub_devhost_functions = specs  # type: ignore[attr-defined]
+    return list(specs)
+
+
+def _discover(app: func.FunctionApp) -> list[FunctionSpec]:
     specs: list[FunctionSpec] = []
     seen: set[str] = set()
     for function in app.get_functions():

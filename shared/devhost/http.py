@@ -311,7 +311,9 @@ class HttpFrontend:
         self._server = server
         bound_host, bound_port = server.server_address[:2]
         self._authority = f"{bound_host!s}:{bound_port}"
-        self._thread = threading.Thread(target=server.serve_forever, name="devhost-http", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="devhost-http", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

@@ -85,7 +85,8 @@ def _parse_param(text: str, template: str) -> _Param:
         if kind in _CONSTRAINTS:
             pattern = _CONSTRAINTS[kind]
         elif kind == "regex" and constraint.endswith(")"):
-            pattern = constraint[len("regex(") : -1].lstrip("^").rstrip("$")
+            expression = constraint[len("regex(") : -1].replace("{{", "{").replace("}}", "}")
+            pattern = expression.removeprefix("^").removesuffix("$")
     return _Param(name, pattern, optional or default is not None, catch_all, default)
 
 

@@ -22,6 +22,7 @@ from shared.domain import (
     SyncRun,
     WebhookStatus,
     doc_id,
+    iso,
     utcnow,
 )
 from shared.errors import HubError, NotFound, RateLimited, ReauthRequired
@@ -324,7 +325,7 @@ class SyncService:
         """
         now = now or utcnow()
         started: list[str] = []
-        due = self._repos.checkpoints.query(None, [Where("next_run_at", "<=", now.isoformat())], order_by="next_run_at")
+        due = self._repos.checkpoints.query(None, [Where("next_run_at", "<=", iso(now))], order_by="next_run_at")
         for cp in due:
             integration = self._repos.integrations.get(cp.tenant_id, cp.integration_id)
             if integration is None:

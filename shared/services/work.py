@@ -4,7 +4,8 @@ Decided from the error *class* (see ``shared.errors``), never from message text:
 
 - success: return (the host completes the message);
 - RateLimited / RetryLater: send a copy scheduled for the time named (or exponential
-  backoff), with ``attempt + 1``, then return - never sleep in the function;
+  backoff), with ``attempt + 1``, then return - never sleep in the function (a rate limit
+  is also reported through ``on_failure`` so the integration shows ``rate_limited``);
 - retries exhausted, ReauthRequired, FailRun, InvalidInput: record a dead letter with a
   readable reason in the ``dead_letters`` container, then return;
 - anything unexpected: raise, so the host abandons the message and Service Bus retries it
@@ -21,7 +22,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from shared.domain import DeadLetter, doc_id, utcnow
-from shared.errors import HubError, InvalidInput, RetryLater
+from shared.errors import HubError, InvalidInput, RateLimited, RetryLater
 from shared.messages import encode, tenant_hint
 from shared.ports.queue import OutgoingMessage, WorkQueue
 from shared.services.repositories import Repository
@@ -84,6 +85,8 @@ class WorkRunner:
                     delivery_count,
                 )
                 return "dead_lettered"
+            if isinstance(exc, RateLimited):
+                on_failure(message, exc)  # status rate_limited + RateLimitExceeded; the run goes on
             at = exc.retry_at or utcnow() + timedelta(seconds=self._backoff * 2 ** (attempt - 1))
             copy = message.model_copy(update={"attempt": attempt})
             base = message_id.split(RETRY_SUFFIX)[0]
