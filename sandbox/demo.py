@@ -9,6 +9,7 @@ dev host and the admin page up until Ctrl-C.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -51,9 +52,11 @@ def _check(response: httpx.Response, *expected: int) -> Any:
 def run_demo(*, once: bool, issues: int, port: int) -> int:
     """Run the scenario; returns the process exit code."""
     console = Console()
+    for noisy in ("httpx", "shared.devhost", "ihub"):  # the demo prints its own account of what happened
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     from sandbox.github import GitHubSandbox
 
-    sandbox = GitHubSandbox(token=SANDBOX_TOKEN, issues=issues, latency_seconds=0.002).start()
+    sandbox = GitHubSandbox(token=SANDBOX_TOKEN, issues=issues, latency_seconds=0.2).start()
     port = _free_port(port)
     shutil.rmtree(DATA_DIR, ignore_errors=True)
     from shared.devhost.settings_file import apply_to_environ, load_local_settings

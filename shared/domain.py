@@ -12,13 +12,15 @@ import json
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, field_validator
 
 from shared.errors import InvalidInput
+from shared.ncrontab import NCronTab
 
-RECORD_NAMESPACE = uuid.UUID("5b7f0d4e-3c1a-4c7e-9d1e-8a7f6b5c4d3e")
+_ID_PERSON = b"ihub-doc-id"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 
 
@@ -78,6 +80,12 @@ class Model(BaseModel):
             raise InvalidInput(validation_message(exc)) from None
 
 
+@lru_cache(maxsize=512)
+def parse_schedule(expr: str) -> NCronTab:
+    """Parsed NCRONTAB schedule (memoized: schedules repeat across every stream)."""
+    return NCronTab.parse(expr)
+
+
 class IntegrationStatus(StrEnum):
     PENDING = "pending"
     CONNECTED = "connected"
@@ -107,9 +115,7 @@ class StreamConfig(BaseModel):
     @field_validator("schedule")
     @classmethod
     def _valid_schedule(cls, value: str) -> str:
-        from shared.ncrontab import NCronTab
-
-        NCronTab.parse(value)  # raises ValueError with the reason
+        parse_schedule(value)  # raises ValueError with the reason
         return value
 
 
@@ -228,8 +234,8 @@ class StoredRecord(Model):
 
 
 def doc_id(prefix: str, natural_key: str) -> str:
-    """Deterministic, Cosmos-safe document id from a natural key."""
-    return f"{prefix}-{uuid.uuid5(RECORD_NAMESPACE, natural_key).hex}"
+    """Deterministic, Cosmos-safe document id from a natural key (128-bit BLAKE2b)."""
+    return f"{prefix}-{hashlib.blake2b(natural_key.encode(), digest_size=16, person=_ID_PERSON).hexdigest()}"
 
 
 def content_hash(data: Any) -> str:

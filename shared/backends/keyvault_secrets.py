@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from pydantic import SecretStr
 
-from shared.errors import ConfigurationError, HubError, RetryLater
+from shared.errors import ConfigurationError, Conflict, HubError, RetryLater
 from shared.ports.secrets import Secret, SecretNotFound, SecretProperties, validate_secret_name
 
 T = TypeVar("T")
@@ -61,8 +61,8 @@ class KeyVaultSecretStore:
         self._client = SecretClient(vault_url=vault_url, credential=credential)
 
     @contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        """Translate Azure SDK errors raised inside the block into hub errors."""
+    def _errors(self, action: str, what: str) -> Iterator[None]:
+        """Translate Azure SDK errors raised inside the block (``action`` on ``what``) into hub errors."""
         from azure.core.exceptions import (
             ClientAuthenticationError,
             HttpResponseError,
@@ -76,23 +76,25 @@ class KeyVaultSecretStore:
         except HubError:
             raise
         except ResourceNotFoundError:
-            raise SecretNotFound(f"{what} not found in {self._vault_url}") from None
+            raise SecretNotFound(f"{what} not found in Key Vault {self._vault_url}") from None
         except ClientAuthenticationError as exc:
             raise ConfigurationError(
-                f"Key Vault {self._vault_url} rejected the credential ({what}): {exc.message} "
+                f"Key Vault {self._vault_url} rejected the credential ({action} {what}): {exc.message} "
                 "(check KEY_VAULT_URI and the identity's 'Key Vault Secrets Officer' role)"
             ) from exc
         except (ServiceRequestError, ServiceResponseError) as exc:
-            raise RetryLater(f"Key Vault {self._vault_url} unreachable ({what}): {exc}") from exc
+            raise RetryLater(f"Key Vault {self._vault_url} unreachable ({action} {what}): {exc}") from exc
         except HttpResponseError as exc:
             status = exc.status_code or 0
             if status == 403:
                 raise ConfigurationError(
-                    f"Key Vault {self._vault_url} forbids {what}: {exc.message} "
+                    f"Key Vault {self._vault_url} forbids {action} {what}: {exc.message} "
                     "(grant the identity the 'Key Vault Secrets Officer' role)"
                 ) from exc
+            if status == 409:
+                raise Conflict(f"Key Vault {self._vault_url} conflict ({action} {what}): {exc.message}") from exc
             if status == 429 or status >= 500:
-                raise RetryLater(f"Key Vault {self._vault_url} is unavailable ({what}): {exc.message}") from exc
+                raise RetryLater(f"Key Vault {self._vault_url} unavailable ({action} {what}): {exc.message}") from exc
             raise
 
     def set(
@@ -120,7 +122,7 @@ class KeyVaultSecretStore:
                 name, value, expires_on=_utc(expires_on), content_type=content_type, tags=dict(tags) if tags else None
             )
 
-        with self._errors(f"setting secret {name!r}"):
+        with self._errors("setting", f"secret {name!r}"):
             try:
                 secret = write()
             except ResourceExistsError:  # soft-deleted: free the name, then write again
@@ -160,7 +162,7 @@ class KeyVaultSecretStore:
 
         validate_secret_name(name)
         what = f"secret {name!r}" + (f" version {version!r}" if version else "")
-        with self._errors(f"reading {what}"):
+        with self._errors("reading", what):
             try:
                 secret = self._client.get_secret(name, version)
             except HttpResponseError as exc:
@@ -180,7 +182,7 @@ class KeyVaultSecretStore:
         :meth:`list_versions` or :meth:`get` for version ids. Secrets managed by Key Vault
         certificates are left out.
         """
-        with self._errors("listing secrets"):
+        with self._errors("listing", "secrets"):
             props = [p for p in self._client.list_properties_of_secrets() if not getattr(p, "managed", False)]
         return sorted((_convert_properties(p) for p in props), key=lambda p: p.name.lower())
 
@@ -191,7 +193,7 @@ class KeyVaultSecretStore:
             SecretNotFound: No such secret.
         """
         validate_secret_name(name)
-        with self._errors(f"listing versions of secret {name!r}"):
+        with self._errors("listing versions of", f"secret {name!r}"):
             versions = [_convert_properties(p) for p in self._client.list_properties_of_secret_versions(name)]
         if not versions:
             raise SecretNotFound(f"secret {name!r} not found in {self._vault_url}")
@@ -204,7 +206,7 @@ class KeyVaultSecretStore:
             SecretNotFound: No such secret.
         """
         validate_secret_name(name)
-        with self._errors(f"deleting secret {name!r}"):
+        with self._errors("deleting", f"secret {name!r}"):
             self._client.begin_delete_secret(name).wait()
 
     def close(self) -> None:

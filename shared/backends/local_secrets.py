@@ -159,6 +159,8 @@ class LocalSecretStore:
             raise ConfigurationError(f"secret store key must be {KEY_BYTES} bytes, got {len(key)} (IHUB_SECRET_KEY)")
         self._path = Path(path)
         self._path.parent.mkdir(parents=True, exist_ok=True)
+        if not self._path.exists():  # names and tags are not encrypted: keep the file private (-wal/-shm follow)
+            os.close(os.open(self._path, os.O_CREAT | os.O_WRONLY, 0o600))
         self._aead = AESGCM(key)
         self._clock = clock
         self._local = threading.local()
@@ -242,7 +244,8 @@ class LocalSecretStore:
             )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         return SecretProperties(
             name=display,

@@ -45,19 +45,17 @@ CREATE INDEX IF NOT EXISTS ix_messages_queue_state ON messages (queue, state);
 -- Partial indexes stay small (locked messages only) and cost nothing on send.
 CREATE INDEX IF NOT EXISTS ix_messages_locked ON messages (queue, locked_until) WHERE locked_until IS NOT NULL;
 CREATE INDEX IF NOT EXISTS ix_messages_lock_token ON messages (lock_token) WHERE lock_token IS NOT NULL;
--- Message ids seen, in time buckets of the window's width: a send touches one page, and
--- pruning deletes whole old buckets by primary-key range.
+-- Message ids seen within the duplicate-detection window (pruned every _PRUNE_EVERY_SENDS sends).
 CREATE TABLE IF NOT EXISTS duplicate_ids (
-    bucket INTEGER NOT NULL, queue TEXT NOT NULL, message_id TEXT NOT NULL, sent_at REAL NOT NULL,
-    PRIMARY KEY (bucket, queue, message_id)
+    queue TEXT NOT NULL, message_id TEXT NOT NULL, sent_at REAL NOT NULL, PRIMARY KEY (queue, message_id)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS queue_meta (key TEXT PRIMARY KEY, value REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS ix_duplicate_ids_sent ON duplicate_ids (sent_at);
 """
 
+# Inserts a new id, or refreshes one whose window expired; changes nothing (rowcount 0) for a duplicate.
 _INSERT_DUP = (
-    "INSERT OR IGNORE INTO duplicate_ids (bucket, queue, message_id, sent_at) SELECT ?1, ?2, ?3, ?4"
-    " WHERE NOT EXISTS (SELECT 1 FROM duplicate_ids WHERE bucket IN (SELECT value FROM json_each(?5))"
-    " AND queue = ?2 AND message_id = ?3 AND sent_at > ?6)"
+    "INSERT INTO duplicate_ids (queue, message_id, sent_at) VALUES (?, ?, ?)"
+    " ON CONFLICT (queue, message_id) DO UPDATE SET sent_at = excluded.sent_at WHERE sent_at <= ?"
 )
 _INSERT_MSG = (
     "INSERT INTO messages (queue, message_id, session_id, body, content_type, props, enqueued_at,"
@@ -96,6 +94,15 @@ def _opt_dt(value: float | None) -> datetime | None:
 
 def _epoch(value: datetime) -> float:
     return (value.replace(tzinfo=UTC) if value.tzinfo is None else value).timestamp()
+
+
+def _fields(r: tuple[Any, ...]) -> dict[str, Any]:
+    """Fields common to received and peeked messages, from a row of ``_MSG_COLS``."""
+    return {
+        "body": r[3], "message_id": r[1], "sequence_number": r[0], "enqueued_at": _dt(r[6]),
+        "delivery_count": r[10], "session_id": r[2], "scheduled_at": _opt_dt(r[7]), "content_type": r[4],
+        "application_properties": json.loads(r[5]),
+    }  # fmt: skip
 
 
 def _props_json(message: OutgoingMessage) -> str:
@@ -147,10 +154,6 @@ class SqliteWorkQueue:
         self._sends = 0
         conn = self._conn()
         conn.executescript(_SCHEMA)
-        # The bucket width is fixed by the first opener; later openers check as many buckets as their window spans.
-        conn.execute("INSERT OR IGNORE INTO queue_meta VALUES ('dup_bucket_seconds', ?)", (max(self._window, 1.0),))
-        row = conn.execute("SELECT value FROM queue_meta WHERE key = 'dup_bucket_seconds'").fetchone()
-        self._bucket = float(row[0])
         self._prune(conn, self._clock())
 
     def _conn(self) -> sqlite3.Connection:
@@ -174,7 +177,8 @@ class SqliteWorkQueue:
         try:
             yield conn
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
 
@@ -190,7 +194,19 @@ class SqliteWorkQueue:
         Raises:
             InvalidInput: An application property is not a str, int, float or bool.
         """
-        return self.send_many(queue, (message,)) == 1
+        props = _props_json(message)  # validate before taking the write lock
+        conn = self._conn()
+        now = self._clock()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            accepted = self._insert(conn, queue, message, props, now)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self._count_sends(conn, 1, now)
+        return accepted
 
     def send_many(self, queue: str, messages: Sequence[OutgoingMessage]) -> int:
         """Send several messages in one transaction.
@@ -198,33 +214,34 @@ class SqliteWorkQueue:
         Returns:
             How many were accepted (not duplicates).
         """
-        rows = [(m, _props_json(m), None if m.scheduled_at is None else _epoch(m.scheduled_at)) for m in messages]
-        if not rows:
+        props = [_props_json(m) for m in messages]
+        if not props:
             return 0
         conn = self._conn()
         now = self._clock()
-        bucket = int(now // self._bucket)
-        buckets = json.dumps(list(range(int((now - self._window) // self._bucket), bucket + 2)))
-        accepted = 0
         with self._write(conn):
-            for m, props, scheduled in rows:
-                if self._window > 0:
-                    dup = (bucket, queue, m.message_id, now, buckets, now - self._window)
-                    if conn.execute(_INSERT_DUP, dup).rowcount == 0:
-                        continue  # seen within the window: dropped silently, like Service Bus
-                visible = now if scheduled is None or scheduled < now else scheduled
-                values = (queue, m.message_id, m.session_id, m.body, m.content_type, props, now, visible, scheduled)
-                conn.execute(_INSERT_MSG, values)
-                accepted += 1
-        self._sends += len(rows)
+            accepted = sum(self._insert(conn, queue, m, p, now) for m, p in zip(messages, props, strict=True))
+        self._count_sends(conn, len(props), now)
+        return accepted
+
+    def _insert(self, conn: sqlite3.Connection, queue: str, m: OutgoingMessage, props: str, now: float) -> bool:
+        if self._window > 0 and conn.execute(_INSERT_DUP, (queue, m.message_id, now, now - self._window)).rowcount == 0:
+            return False  # seen within the window: dropped silently, like Service Bus
+        scheduled = None if m.scheduled_at is None else _epoch(m.scheduled_at)
+        visible = now if scheduled is None or scheduled < now else scheduled
+        values = (queue, m.message_id, m.session_id, m.body, m.content_type, props, now, visible, scheduled)
+        conn.execute(_INSERT_MSG, values)
+        return True
+
+    def _count_sends(self, conn: sqlite3.Connection, n: int, now: float) -> None:
+        self._sends += n
         if self._sends >= _PRUNE_EVERY_SENDS:
             self._sends = 0
             self._prune(conn, now)
-        return accepted
 
     def _prune(self, conn: sqlite3.Connection, now: float) -> None:
-        """Forget message ids in buckets entirely older than the duplicate-detection window."""
-        conn.execute("DELETE FROM duplicate_ids WHERE bucket < ?", (int((now - self._window) // self._bucket),))
+        """Forget message ids older than the duplicate-detection window."""
+        conn.execute("DELETE FROM duplicate_ids WHERE sent_at <= ?", (now - self._window,))
 
     # --- receiver side -----------------------------------------------------------------
 
@@ -255,21 +272,7 @@ class SqliteWorkQueue:
                     f" WHERE seq = ? RETURNING {_MSG_COLS}",
                     (str(uuid.uuid4()), now + lock_for, seq),
                 ).fetchall()[0]
-                received.append(
-                    ReceivedMessage(
-                        body=row[3],
-                        message_id=row[1],
-                        lock_token=row[8],
-                        delivery_count=row[10],
-                        enqueued_at=_dt(row[6]),
-                        locked_until=_dt(row[9]),
-                        sequence_number=row[0],
-                        session_id=row[2],
-                        scheduled_at=_opt_dt(row[7]),
-                        content_type=row[4],
-                        application_properties=json.loads(row[5]),
-                    )
-                )
+                received.append(ReceivedMessage(**_fields(row), lock_token=row[8], locked_until=_dt(row[9])))
         return received
 
     def _pick(self, conn: sqlite3.Connection, queue: str, now: float, limit: int) -> list[int]:
@@ -334,11 +337,16 @@ class SqliteWorkQueue:
         Raises:
             LockLost: The token is unknown or its lock expired.
         """
-        cur = self._conn().execute(
+        self._settle(
+            queue,
+            lock_token,
             "DELETE FROM messages WHERE lock_token = ? AND queue = ? AND state = 'active' AND locked_until > ?",
             (lock_token, queue, self._clock()),
         )
-        if cur.rowcount == 0:
+
+    def _settle(self, queue: str, lock_token: str, sql: str, params: Sequence[Any] | dict[str, Any]) -> None:
+        """Run a statement that settles one locked message; LockLost when it matched none."""
+        if self._conn().execute(sql, params).rowcount == 0:
             raise LockLost(f"lock {lock_token} on queue {queue!r} is unknown or expired")
 
     def abandon(self, queue: str, lock_token: str, *, error: str | None = None) -> None:
@@ -349,7 +357,9 @@ class SqliteWorkQueue:
             LockLost: The token is unknown or its lock expired.
         """
         last_error = f" Last error: {error}" if error else ""
-        cur = self._conn().execute(
+        self._settle(
+            queue,
+            lock_token,
             "UPDATE messages SET lock_token = NULL, locked_until = NULL,"
             " state = CASE WHEN delivery_count >= :max THEN 'dead' ELSE 'active' END,"
             " dl_reason = CASE WHEN delivery_count >= :max THEN :reason END,"
@@ -357,17 +367,9 @@ class SqliteWorkQueue:
             "   'Message could not be consumed after ' || delivery_count || ' delivery attempts.' || :err END,"
             " dead_lettered_at = CASE WHEN delivery_count >= :max THEN :now END"
             " WHERE lock_token = :token AND queue = :queue AND state = 'active' AND locked_until > :now",
-            {
-                "max": self._max_deliveries,
-                "reason": MAX_DELIVERY_COUNT_EXCEEDED,
-                "err": last_error,
-                "now": self._clock(),
-                "token": lock_token,
-                "queue": queue,
-            },
-        )
-        if cur.rowcount == 0:
-            raise LockLost(f"lock {lock_token} on queue {queue!r} is unknown or expired")
+            {"max": self._max_deliveries, "reason": MAX_DELIVERY_COUNT_EXCEEDED, "err": last_error,
+             "now": self._clock(), "token": lock_token, "queue": queue},
+        )  # fmt: skip
 
     def dead_letter(self, queue: str, lock_token: str, *, reason: str, description: str = "") -> None:
         """Move a locked message to the dead-letter queue with a reason a person can read.
@@ -376,14 +378,14 @@ class SqliteWorkQueue:
             LockLost: The token is unknown or its lock expired.
         """
         now = self._clock()
-        cur = self._conn().execute(
+        self._settle(
+            queue,
+            lock_token,
             "UPDATE messages SET state = 'dead', lock_token = NULL, locked_until = NULL, dl_reason = ?,"
-            " dl_description = ?, dead_lettered_at = ?"
-            " WHERE lock_token = ? AND queue = ? AND state = 'active' AND locked_until > ?",
+            " dl_description = ?, dead_lettered_at = ? WHERE lock_token = ? AND queue = ? AND state = 'active'"
+            " AND locked_until > ?",
             (reason, description, now, lock_token, queue, now),
         )
-        if cur.rowcount == 0:
-            raise LockLost(f"lock {lock_token} on queue {queue!r} is unknown or expired")
 
     def dead_letters(self, queue: str) -> list[DeadLetteredMessage]:
         """The dead-letter queue of ``queue``, oldest first."""
@@ -393,17 +395,10 @@ class SqliteWorkQueue:
             (queue,),
         ).fetchall()
         return [
-            DeadLetteredMessage(
-                body=r[0],
-                message_id=r[1],
-                delivery_count=r[2],
-                reason=r[3] or "",
-                description=r[4] or "",
-                dead_lettered_at=_dt(r[5]),
-                session_id=r[6],
-            )
+            DeadLetteredMessage(body=r[0], message_id=r[1], delivery_count=r[2], reason=r[3] or "",
+                                description=r[4] or "", dead_lettered_at=_dt(r[5]), session_id=r[6])
             for r in rows
-        ]
+        ]  # fmt: skip
 
     def active_count(self, queue: str) -> int:
         """Messages not completed or dead-lettered (scheduled and locked ones included)."""
@@ -421,21 +416,7 @@ class SqliteWorkQueue:
             (queue, -1 if max_messages is None else max_messages),
         ).fetchall()
         now = self._clock()
-        return [
-            PeekedMessage(
-                body=r[3],
-                message_id=r[1],
-                sequence_number=r[0],
-                enqueued_at=_dt(r[6]),
-                delivery_count=r[10],
-                session_id=r[2],
-                scheduled_at=_opt_dt(r[7]),
-                locked_until=_dt(r[9]) if r[9] is not None and r[9] > now else None,
-                content_type=r[4],
-                application_properties=json.loads(r[5]),
-            )
-            for r in rows
-        ]
+        return [PeekedMessage(**_fields(r), locked_until=_dt(r[9]) if r[9] and r[9] > now else None) for r in rows]
 
     def purge(self, queue: str) -> int:
         """Delete every message of ``queue`` (active and dead-lettered) and its duplicate-detection

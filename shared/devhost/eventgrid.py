@@ -135,7 +135,8 @@ class EventDispatcher:
                 pending = self._events.pending(self._batch)
             except Exception:
                 self._log.exception("reading the event log failed")
-                pending = []
+                self._stop.wait(self._poll_interval)
+                continue
             if not pending:
                 self.last_quiet_poll = polled_at
                 if self._wake.wait(self._poll_interval):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -102,6 +103,10 @@ class _Server(ThreadingHTTPServer):
     frontend: HttpFrontend
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
@@ -124,6 +129,9 @@ class _Handler(BaseHTTPRequestHandler):
         status = 500
         try:
             status = self._dispatch()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+            status = 499  # the client went away (nginx's code for it)
         except Exception:
             self.server.frontend.log.exception("dev host failed to answer %s %s", self.command, path)
             self.close_connection = True
@@ -306,11 +314,11 @@ class HttpFrontend:
             host: Interface to bind.
             port: Port, 0 for any free port.
         """
-        server = _Server((host, port), _Handler)
+        server = (_Server6 if ":" in host else _Server)((host, port), _Handler)
         server.frontend = self
         self._server = server
-        bound_host, bound_port = server.server_address[:2]
-        self._authority = f"{bound_host!s}:{bound_port}"
+        bound_host, bound_port = str(server.server_address[0]), server.server_address[1]
+        self._authority = f"[{bound_host}]:{bound_port}" if ":" in bound_host else f"{bound_host}:{bound_port}"
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="devhost-http", daemon=True
         )

@@ -215,7 +215,10 @@ class QueuePump:
                 messages = self._queue.receive(queue_name, max_messages=wanted)
             except Exception:
                 self._log.exception("receiving from queue %r failed", queue_name)
-                messages = []
+                for _ in range(slots):
+                    self._slots.release()
+                self._stop.wait(self._poll_interval)
+                continue
             groups = self._group(messages, slots)
             for _ in range(slots - len(groups)):
                 self._slots.release()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Generic, TypeVar
 
 from shared.domain import Checkpoint, DeadLetter, Integration, Model, StoredRecord, SyncRun, WebhookEvent
@@ -27,6 +28,10 @@ class Repository(Generic[M]):
 
     def create(self, obj: M) -> M:
         return self.model.from_doc(self.store.create(self.container, obj.to_doc()))
+
+    def insert(self, obj: M) -> None:
+        """Create without reading the result back (hot paths). Raises DocumentExists."""
+        self.store.create(self.container, obj.to_doc())
 
     def save(self, obj: M) -> M:
         """Write with the object's ETag as the condition (insert when it has none)."""
@@ -55,26 +60,52 @@ class Repository(Generic[M]):
 
 
 class IntegrationRepository(Repository[Integration]):
-    """Integrations, with an id -> tenant cache for webhook routing (URLs carry no tenant)."""
+    """Integrations, with a short-lived cache for webhook routing (URLs carry no tenant).
 
-    def __init__(self, store: DocumentStore, container: str) -> None:
+    ``find`` serves the webhook hot path: a cached copy for ``cache_seconds``, else a point
+    read when the tenant is known, else one cross-partition query. Writes through this
+    repository refresh the cache; other instances see changes within ``cache_seconds``.
+    """
+
+    def __init__(
+        self, store: DocumentStore, container: str, *, cache_seconds: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         super().__init__(store, container, Integration)
         self._tenant_of: dict[str, str] = {}
+        self._cached: dict[str, tuple[float, Integration]] = {}
+        self._cache_seconds = cache_seconds
+        self._clock = clock
         self._lock = threading.Lock()
 
     def find(self, integration_id: str) -> Integration | None:
-        """Look up by id alone (cached point read, else one cross-partition query)."""
+        """Look up by id alone. The result may be up to ``cache_seconds`` old: do not mutate it."""
+        hit = self._cached.get(integration_id)
+        if hit is not None and hit[0] > self._clock():
+            return hit[1]
         tenant = self._tenant_of.get(integration_id)
-        if tenant is not None:
-            found = self.get(tenant, integration_id)
-            if found is not None:
-                return found
-        matches = self.query(None, [Where("id", "=", integration_id)], limit=1)
-        if not matches:
-            return None
+        found = self.get(tenant, integration_id) if tenant is not None else None
+        if found is None:
+            matches = self.query(None, [Where("id", "=", integration_id)], limit=1)
+            if not matches:
+                return None
+            found = matches[0]
+        self._remember(found)
+        return found
+
+    def save(self, obj: Integration) -> Integration:
+        saved = super().save(obj)
+        self._remember(saved)
+        return saved
+
+    def create(self, obj: Integration) -> Integration:
+        created = super().create(obj)
+        self._remember(created)
+        return created
+
+    def _remember(self, integration: Integration) -> None:
         with self._lock:
-            self._tenant_of[integration_id] = matches[0].tenant_id
-        return matches[0]
+            self._tenant_of[integration.id] = integration.tenant_id
+            self._cached[integration.id] = (self._clock() + self._cache_seconds, integration.model_copy(deep=True))
 
     def require(self, tenant_id: str, integration_id: str) -> Integration:
         """The tenant's integration, or NotFound (another tenant's id is simply not found)."""

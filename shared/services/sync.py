@@ -23,11 +23,11 @@ from shared.domain import (
     WebhookStatus,
     doc_id,
     iso,
+    parse_schedule,
     utcnow,
 )
 from shared.errors import HubError, NotFound, RateLimited, ReauthRequired
 from shared.messages import PageMessage, WebhookMessage, encode
-from shared.ncrontab import NCronTab
 from shared.ports.blobs import BlobStore
 from shared.ports.documents import PreconditionFailed, Where
 from shared.ports.queue import OutgoingMessage, WorkQueue
@@ -334,7 +334,7 @@ class SyncService:
                 stream = integration.stream(cp.stream)
             except HubError:
                 continue
-            next_run = NCronTab.parse(stream.schedule).next_after(now)
+            next_run = parse_schedule(stream.schedule).next_after(now)
             if cp.active_run_id:
                 if cp.updated_at < now - timedelta(seconds=stale_after_seconds):
                     log.warning("resuming stalled run %s at page %d", cp.active_run_id, cp.page_number)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.domain import WebhookEvent, WebhookStatus, doc_id, utcnow
+from shared.domain import WebhookEvent, WebhookStatus, doc_id
 from shared.errors import InvalidInput, NotFound, PayloadTooLarge, Unauthenticated
 from shared.messages import WebhookMessage, encode
 from shared.ports.blobs import BlobStore
@@ -122,7 +122,7 @@ class WebhookIntake:
             event.body = payload
         duplicate = False
         try:
-            self._repos.webhook_events.create(event)
+            self._repos.webhook_events.insert(event)
         except DocumentExists:
             duplicate = True
             existing = self._repos.webhook_events.get(integration.tenant_id, event_id)
@@ -135,4 +135,4 @@ class WebhookIntake:
         )
         if duplicate:
             return IntakeResult(200, {"status": "duplicate", "event_id": event_id})
-        return IntakeResult(202, {"status": "accepted", "event_id": event_id, "received_at": utcnow().isoformat()})
+        return IntakeResult(202, {"status": "accepted", "event_id": event_id})

@@ -150,7 +150,9 @@ SLACK = PaginationSpec(
     page_size_param="limit",
     page_size=200,
 )
-NOTION = PaginationSpec(style="body_cursor", token_path="next_cursor", token_param="start_cursor", has_more_path="has_more")
+NOTION = PaginationSpec(
+    style="body_cursor", token_path="next_cursor", token_param="start_cursor", has_more_path="has_more"
+)
 
 
 def test_body_cursor_first_page_sets_page_size_only() -> None:
@@ -224,8 +226,9 @@ def test_next_url_relative_url_is_joined_to_the_instance() -> None:
 
 
 def test_next_url_not_done_returns_the_next_records_url() -> None:
-    body = {"totalSize": 3000, "done": False, "nextRecordsUrl": "/services/data/v59.0/query/01g-2000", "records": []}
-    assert NextUrlPaginator(SALESFORCE).next_token(response(body=body), body, None) == "/services/data/v59.0/query/01g-2000"
+    nxt = "/services/data/v59.0/query/01g-2000"
+    body = {"totalSize": 3000, "done": False, "nextRecordsUrl": nxt, "records": []}
+    assert NextUrlPaginator(SALESFORCE).next_token(response(body=body), body, None) == nxt
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -469,6 +473,61 @@ def test_without_event_log_event_grid_is_skipped(make_host: Callable[..., DevHos
     with make_host(events=None) as host:
         send(queue, b"x", "m-x")
         assert host.drain(5)
+
+
+# --- run_forever -------------------------------------------------------------------------------------
+
+RUN_FOREVER_SCRIPT = """
+import sys
+from pathlib import Path
+
+import azure.functions as func
+
+from shared.backends.sqlite_queue import SqliteWorkQueue
+from shared.devhost import DevHost
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+@app.route(route="ping")
+def ping(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("pong")
+
+
+queue = SqliteWorkQueue(Path(sys.argv[1]) / "queue.sqlite")
+host = DevHost(app, settings={}, queue=queue, port=0)
+host.start()
+print(host.base_url, flush=True)
+host.run_forever()
+print("stopped", flush=True)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_run_forever_stops_on_signal(tmp_path: Path, signum: signal.Signals) -> None:
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    process = subprocess.Popen(
+        [sys.executable, "-c", RUN_FOREVER_SCRIPT, str(tmp_path)],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().strip()
+        assert base_url.startswith("http://127.0.0.1:"), process.stderr.read() if process.stderr else ""
+        assert httpx.get(f"{base_url}/api/ping").text == "pong"
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert "stopped" in out
 
 
 # --- routes ---------------------------------------------------------------------------------------------

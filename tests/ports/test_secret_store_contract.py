@@ -196,6 +196,13 @@ def test_ciphertext_on_disk_does_not_contain_the_plaintext(local: LocalSecretSto
     assert b"plaintext-marker-4242" not in raw
 
 
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")
+def test_store_file_is_private(local: LocalSecretStore, tmp_path: Path) -> None:
+    local.set("name-only", "v")
+    for p in tmp_path.iterdir():
+        assert stat.S_IMODE(p.stat().st_mode) & 0o077 == 0, p
+
+
 def test_expired_versions_are_still_returned(local: LocalSecretStore) -> None:
     local.set("old", "v", expires_on=datetime(2000, 1, 1, tzinfo=UTC))
     assert local.get("old").properties.expires_on == datetime(2000, 1, 1, tzinfo=UTC)
