@@ -27,7 +27,9 @@ log = logging.getLogger("ihub.http")
 
 SendFn = Callable[[httpx.Request, "RequestContext"], httpx.Response]
 
-_REDACT_QUERY = re.compile(r"(?i)([?&](?:access_token|token|code|client_secret|secret|key|sig|signature)=)[^&]*")
+_REDACT_QUERY = re.compile(
+    r"(?i)([?&](?:[^=&#]*[_-])?(?:token|code|secret|password|passwd|key|apikey|sig|signature|assertion)=)[^&#]*"
+)
 
 
 def redact_url(url: str) -> str:
@@ -166,7 +168,12 @@ class RateLimitPolicy:
                 f"{ctx.provider} rate limit in force for this connection until {_iso(until)}",
                 retry_at=datetime.fromtimestamp(until, UTC),
             )
-        response = next_(request, ctx)
+        try:
+            response = next_(request, ctx)
+        except RateLimited as exc:  # the provider said stop: nobody on this connection calls before then
+            if exc.retry_at is not None:
+                self._state.block(key, exc.retry_at.timestamp())
+            raise
         ctx.rate_limit = {k: v for k, v in response.headers.items() if "ratelimit" in k.lower() or k.lower() == "retry-after"}
         block = self._observe(response)
         if block is not None and block > self._clock():

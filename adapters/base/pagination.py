@@ -16,19 +16,25 @@ from adapters.base.paths import get_path
 from adapters.base.spec import PaginationSpec
 from shared.errors import FailRun
 
-_LINK_RE = re.compile(r'<([^>]*)>\s*;\s*([^,]*)')
-_REL_RE = re.compile(r'rel="?([^";]+)"?')
+_LINK_RE = re.compile(r'<([^>]*)>((?:\s*;\s*[^;,=\s]+\s*(?:=\s*(?:"[^"]*"|[^;,\s]*))?)*)')
+_PARAM_RE = re.compile(r';\s*([^;,=\s]+)\s*(?:=\s*("[^"]*"|[^;,\s]*))?')
 
 
 def parse_link_header(value: str) -> dict[str, str]:
-    """``Link`` header -> {rel: url} (RFC 8288, as GitHub sends it)."""
+    """``Link`` header -> {rel: url} (RFC 8288: quoted params, case-insensitive names)."""
     links: dict[str, str] = {}
     for url, params in _LINK_RE.findall(value or ""):
-        match = _REL_RE.search(params)
-        if match:
-            for rel in match.group(1).split():
-                links[rel] = url
+        for name, raw in _PARAM_RE.findall(params):
+            if name.lower() == "rel":
+                for rel in raw.strip('"').lower().split():
+                    links.setdefault(rel, url)
     return links
+
+
+def _same_host(url: str, base: str) -> str:
+    if urlsplit(url).netloc != urlsplit(base).netloc:
+        raise FailRun(f"next-page link points to another host: {url[:120]!r}")
+    return url
 
 
 class Paginator(Protocol):
@@ -58,9 +64,7 @@ class LinkHeaderPaginator:
             if self._spec.page_size_param:
                 params = {**params, self._spec.page_size_param: str(self._spec.page_size)}
             return url, params
-        if urlsplit(token).netloc != urlsplit(url).netloc:
-            raise FailRun(f"next-page link points to another host: {token[:120]!r}")
-        return token, {}
+        return _same_host(token, url), {}
 
     def next_token(self, response: httpx.Response, body: Any, token: str | None) -> str | None:
         nxt = parse_link_header(response.headers.get("link", "")).get("next")
@@ -102,7 +106,7 @@ class NextUrlPaginator:
     def prepare(self, url: str, params: dict[str, str], token: str | None) -> tuple[str, dict[str, str]]:
         if token is None:
             return url, params
-        return urljoin(url, token), {}
+        return _same_host(urljoin(url, token), url), {}
 
     def next_token(self, response: httpx.Response, body: Any, token: str | None) -> str | None:
         if self._spec.done_path and get_path(body, self._spec.done_path):

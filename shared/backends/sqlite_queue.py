@@ -151,10 +151,10 @@ class SqliteWorkQueue:
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._closed = False
-        self._sends = 0
+        self._sends = _PRUNE_EVERY_SENDS
         conn = self._conn()
         conn.executescript(_SCHEMA)
-        self._prune(conn, self._clock())
+        self._count_sends(conn, 0, self._clock())
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -234,14 +234,11 @@ class SqliteWorkQueue:
         return True
 
     def _count_sends(self, conn: sqlite3.Connection, n: int, now: float) -> None:
+        """Every _PRUNE_EVERY_SENDS sends, forget message ids older than the duplicate-detection window."""
         self._sends += n
         if self._sends >= _PRUNE_EVERY_SENDS:
             self._sends = 0
-            self._prune(conn, now)
-
-    def _prune(self, conn: sqlite3.Connection, now: float) -> None:
-        """Forget message ids older than the duplicate-detection window."""
-        conn.execute("DELETE FROM duplicate_ids WHERE sent_at <= ?", (now - self._window,))
+            conn.execute("DELETE FROM duplicate_ids WHERE sent_at <= ?", (now - self._window,))
 
     # --- receiver side -----------------------------------------------------------------
 
@@ -277,14 +274,11 @@ class SqliteWorkQueue:
 
     def _pick(self, conn: sqlite3.Connection, queue: str, now: float, limit: int) -> list[int]:
         """Sequence numbers of deliverable messages: unlocked, visible, heads of unlocked sessions."""
-        excluded = {
-            r[0]
-            for r in conn.execute(
-                "SELECT session_id FROM messages WHERE queue = ? AND locked_until > ?"
-                " AND session_id IS NOT NULL AND state = 'active'",
-                (queue, now),
-            )
-        }
+        locked_sessions = (
+            "SELECT session_id FROM messages WHERE queue = ? AND locked_until > ? AND session_id IS NOT NULL"
+            " AND state = 'active'"
+        )
+        excluded = {r[0] for r in conn.execute(locked_sessions, (queue, now))}
         picked: list[int] = []
         after = 0
         while len(picked) < limit:

@@ -160,11 +160,6 @@ def test_primary_rate_limit_is_rate_limited_until_reset(sandbox: GitHubSandbox, 
     assert (info.value.retry_at - datetime.now(UTC)).total_seconds() == pytest.approx(120, abs=3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: after a 403 with x-ratelimit-remaining: 0 the connection is not blocked in RateLimitState "
-    "(RetryPolicy raises before RateLimitPolicy observes the response), so the next call hits GitHub again",
-)
 def test_primary_rate_limit_blocks_later_calls_without_requests(sandbox: GitHubSandbox, adapter: GitHubAdapter) -> None:
     sandbox.exhaust_rate_limit(reset_in_seconds=120)
     conn = connect(sandbox)

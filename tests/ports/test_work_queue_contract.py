@@ -346,7 +346,7 @@ def test_concurrent_receivers_never_get_the_same_message(tmp_path: Path) -> None
 _CRASHING_RECEIVER = """
 import os, sys
 from shared.backends.sqlite_queue import SqliteWorkQueue
-[m] = SqliteWorkQueue(sys.argv[1], lock_seconds=1.0).receive("sync-inbound")
+[m] = SqliteWorkQueue(sys.argv[1], lock_seconds=30).receive("sync-inbound")
 print(m.message_id, flush=True)
 os.kill(os.getpid(), 9)
 """
@@ -361,10 +361,13 @@ def test_message_of_a_killed_process_is_redelivered_after_lock_expiry(tmp_path: 
                            cwd=Path(__file__).resolve().parents[2], timeout=60)
     assert child.returncode == -9 and child.stdout.strip() == "survivor", child.stderr
     assert queue.receive(Q) == []  # still locked by the dead process
-    time.sleep(1.05)
-    [m] = queue.receive(Q)
+    assert queue.peek(Q)[0].locked_until is not None
+    later = SqliteWorkQueue(path, clock=lambda: time.time() + 31)  # a new process, after the lock expired
+    [m] = later.receive(Q)
     assert m.message_id == "survivor" and m.delivery_count == 2
-    queue.complete(Q, m.lock_token)
+    later.complete(Q, m.lock_token)
+    assert queue.active_count(Q) == 0
+    later.close()
     queue.close()
 
 
