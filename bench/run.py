@@ -49,10 +49,12 @@ def cold_import(runs: int) -> dict[str, object]:
     bare = measure("pass")
     return {
         "runs": runs,
-        "import_function_app_ms": {"median": round(statistics.median(app), 1), "p90": round(_percentile(app, 90), 1),
-                                   "min": round(min(app), 1)},
-        "import_azure_functions_alone_ms": {"median": round(statistics.median(floor), 1),
-                                            "min": round(min(floor), 1)},
+        "import_function_app_ms": {
+            "median": round(statistics.median(app), 1),
+            "p90": round(_percentile(app, 90), 1),
+            "min": round(min(app), 1),
+        },
+        "import_azure_functions_alone_ms": {"median": round(statistics.median(floor), 1), "min": round(min(floor), 1)},
         "bare_interpreter_ms": {"median": round(statistics.median(bare), 1)},
         "app_cost_above_azure_functions_ms": round(statistics.median(app) - statistics.median(floor), 1),
         "target_median_ms": 250,
@@ -75,10 +77,15 @@ def webhook_intake(count: int) -> dict[str, object]:
     from shared.runtime import get_hub
 
     hub = get_hub()
-    secret = "bench-secret"  # noqa: S105
+    secret = "bench-secret"
     integ = hub.admin.create_integration(
         "bench-tenant",
-        {"id": "gh-bench", "provider": "github", "display_name": "bench", "config": {"owner": "acme", "repo": "widgets"}},
+        {
+            "id": "gh-bench",
+            "provider": "github",
+            "display_name": "bench",
+            "config": {"owner": "acme", "repo": "widgets"},
+        },
     )
     hub.admin.set_credential("bench-tenant", integ.id, {"access_token": "t", "webhook_secret": secret})
     sandbox = GitHubSandbox(issues=1)  # not started: used for realistic payloads and signatures
@@ -93,8 +100,15 @@ def webhook_intake(count: int) -> dict[str, object]:
             "X-GitHub-Delivery": str(uuid.uuid4()),
             "X-Hub-Signature-256": sandbox.sign(secret, body),
         }
-        requests.append(func.HttpRequest("POST", f"http://localhost/api/webhooks/github/{integ.id}", headers=headers,
-                                         route_params={"provider": "github", "integration_id": integ.id}, body=body))
+        requests.append(
+            func.HttpRequest(
+                "POST",
+                f"http://localhost/api/webhooks/github/{integ.id}",
+                headers=headers,
+                route_params={"provider": "github", "integration_id": integ.id},
+                body=body,
+            )
+        )
     handler = function_app.webhook_receiver
     for req in requests[:500]:  # warm-up: caches, prepared statements
         assert handler(req).status_code == 202
@@ -113,8 +127,11 @@ def webhook_intake(count: int) -> dict[str, object]:
         "payload_bytes": len(requests[-1].get_body()),
         "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "webhooks_per_second": round(count / elapsed),
-        "latency_us": {"p50": round(_percentile(latencies, 50)), "p99": round(_percentile(latencies, 99)),
-                       "max": round(max(latencies))},
+        "latency_us": {
+            "p50": round(_percentile(latencies, 50)),
+            "p99": round(_percentile(latencies, 99)),
+            "max": round(max(latencies)),
+        },
         "events_persisted": hub.repos.webhook_events.count("bench-tenant"),
         "messages_enqueued": queued,
         "target_per_second": 5000,

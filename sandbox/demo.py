@@ -24,8 +24,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 TENANT = "demo-tenant"
-WEBHOOK_SECRET = "demo-webhook-secret"  # noqa: S105 - sandbox-only value
-SANDBOX_TOKEN = "gh-demo-token"  # noqa: S105 - sandbox-only value
+WEBHOOK_SECRET = "demo-webhook-secret"
+SANDBOX_TOKEN = "gh-demo-token"
 DATA_DIR = Path(".local/demo")
 
 
@@ -122,18 +122,28 @@ def _scenario(console: Console, sandbox: Any, host: Any, api: str, issues: int) 
     integ = _check(
         http.post(
             "/manage/integrations",
-            json={"id": "gh-demo", "provider": "github", "display_name": "Acme widgets (GitHub)",
-                  "config": {"owner": sandbox.owner, "repo": sandbox.repo}},
+            json={
+                "id": "gh-demo",
+                "provider": "github",
+                "display_name": "Acme widgets (GitHub)",
+                "config": {"owner": sandbox.owner, "repo": sandbox.repo},
+            },
         ),
         201,
     )
-    _check(http.put(f"/manage/integrations/{integ['id']}/credential",
-                    json={"access_token": SANDBOX_TOKEN, "webhook_secret": WEBHOOK_SECRET}), 200)
+    _check(
+        http.put(
+            f"/manage/integrations/{integ['id']}/credential",
+            json={"access_token": SANDBOX_TOKEN, "webhook_secret": WEBHOOK_SECRET},
+        ),
+        200,
+    )
     console.print(f"Connected integration [cyan]{integ['id']}[/] for tenant [cyan]{TENANT}[/]")
 
     run_ids = _check(http.post(f"/manage/integrations/{integ['id']}/sync", json={}), 202)["run_ids"]
-    with Progress(TextColumn("syncing issues"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as bar:
+    with Progress(
+        TextColumn("syncing issues"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
         task = bar.add_task("sync", total=issues)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
@@ -158,11 +168,19 @@ def _scenario(console: Console, sandbox: Any, host: Any, api: str, issues: int) 
         changed.append(issue)
         delivery = str(uuid.uuid4())
         payload = sandbox.issue_event_payload(issue, action="edited")
-        statuses.append((f"issue #{number} edited", sandbox.send_webhook(hook_url, WEBHOOK_SECRET, "issues", payload,
-                                                                        delivery_id=delivery).status_code))
+        statuses.append(
+            (
+                f"issue #{number} edited",
+                sandbox.send_webhook(hook_url, WEBHOOK_SECRET, "issues", payload, delivery_id=delivery).status_code,
+            )
+        )
         if number == 1:
-            statuses.append(("same delivery again", sandbox.send_webhook(
-                hook_url, WEBHOOK_SECRET, "issues", payload, delivery_id=delivery).status_code))
+            statuses.append(
+                (
+                    "same delivery again",
+                    sandbox.send_webhook(hook_url, WEBHOOK_SECRET, "issues", payload, delivery_id=delivery).status_code,
+                )
+            )
     forged = sandbox.send_webhook(hook_url, "not-the-secret", "issues", sandbox.issue_event_payload(changed[0]))
     statuses.append(("forged signature", forged.status_code))
     if not host.drain(60):
@@ -199,6 +217,13 @@ def _scenario(console: Console, sandbox: Any, host: Any, api: str, issues: int) 
     for col in ("stream", "trigger", "status", "pages", "created", "updated", "unchanged"):
         runs_table.add_column(col)
     for r in runs:
-        runs_table.add_row(r["stream"], r["trigger"], r["status"], str(r["pages"]), str(r["records_created"]),
-                           str(r["records_updated"]), str(r["records_unchanged"]))
+        runs_table.add_row(
+            r["stream"],
+            r["trigger"],
+            r["status"],
+            str(r["pages"]),
+            str(r["records_created"]),
+            str(r["records_updated"]),
+            str(r["records_unchanged"]),
+        )
     console.print(runs_table)

@@ -57,7 +57,10 @@ def webhook_receiver(req: func.HttpRequest) -> func.HttpResponse:
     hub = get_hub()
     try:
         result = hub.webhooks.receive(
-            req.route_params.get("provider", ""), req.route_params.get("integration_id", ""), req.headers, req.get_body()
+            req.route_params.get("provider", ""),
+            req.route_params.get("integration_id", ""),
+            req.headers,
+            req.get_body(),
         )
     except HubError as exc:
         return error_response(exc)
@@ -78,7 +81,9 @@ def inbound_worker(body: bytes, message_id: str, delivery_count: int | None, ses
             hub.sync.handle_webhook(msg)
 
     def on_failure(msg: Any, exc: HubError) -> None:
-        hub.sync.fail(msg.tenant_id, msg.integration_id, getattr(msg, "stream", None), getattr(msg, "run_id", None), exc)
+        hub.sync.fail(
+            msg.tenant_id, msg.integration_id, getattr(msg, "stream", None), getattr(msg, "run_id", None), exc
+        )
 
     return hub.inbound_runner.run(
         body, message_id, parse_inbound, process, on_failure, session_id=session_id, delivery_count=delivery_count or 1
@@ -93,8 +98,13 @@ def outbound_worker(body: bytes, message_id: str, delivery_count: int | None, se
         hub.sync.fail(msg.tenant_id, msg.integration_id, None, None, exc)
 
     return hub.outbound_runner.run(
-        body, message_id, parse_outbound, hub.outbound.handle, on_failure,
-        session_id=session_id, delivery_count=delivery_count or 1,
+        body,
+        message_id,
+        parse_outbound,
+        hub.outbound.handle,
+        on_failure,
+        session_id=session_id,
+        delivery_count=delivery_count or 1,
     )
 
 
@@ -116,7 +126,11 @@ def _routes(hub: Hub) -> list[Route]:
         r("GET", r"integrations/(?P<id>[^/]+)", lambda t, q, b, id: (200, a.get_integration(t, id))),
         r("PUT", r"integrations/(?P<id>[^/]+)/credential", lambda t, q, b, id: (200, a.set_credential(t, id, b))),
         r("POST", r"integrations/(?P<id>[^/]+)/sync", lambda t, q, b, id: (202, {"run_ids": a.trigger_sync(t, id, b)})),
-        r("POST", r"integrations/(?P<id>[^/]+)/changes", lambda t, q, b, id: (202, {"idempotency_key": a.queue_change(t, id, b)})),
+        r(
+            "POST",
+            r"integrations/(?P<id>[^/]+)/changes",
+            lambda t, q, b, id: (202, {"idempotency_key": a.queue_change(t, id, b)}),
+        ),
         r("GET", r"integrations/(?P<id>[^/]+)/runs", lambda t, q, b, id: (200, a.list_runs(t, id, _limit(q)))),
         r("GET", r"integrations/(?P<id>[^/]+)/records", lambda t, q, b, id: (200, a.list_records(t, id, _limit(q)))),
         r("GET", r"integrations/(?P<id>[^/]+)/stats", lambda t, q, b, id: (200, a.stats(t, id))),

@@ -40,7 +40,9 @@ class Settings(BaseSettings):
     secret_key_file: Path | None = Field(None, validation_alias=_env("IHUB_SECRET_KEY_FILE"))
     queue_lock_seconds: float = Field(30.0, gt=0, validation_alias=_env("IHUB_QUEUE_LOCK_SECONDS"))
     queue_max_delivery_count: int = Field(10, ge=1, validation_alias=_env("IHUB_QUEUE_MAX_DELIVERY_COUNT"))
-    queue_duplicate_window_seconds: float = Field(600.0, ge=0, validation_alias=_env("IHUB_QUEUE_DUPLICATE_WINDOW_SECONDS"))
+    queue_duplicate_window_seconds: float = Field(
+        600.0, ge=0, validation_alias=_env("IHUB_QUEUE_DUPLICATE_WINDOW_SECONDS")
+    )
 
     # --- Cosmos DB -----------------------------------------------------------------------
     cosmos_endpoint: str | None = Field(None, validation_alias=_env("COSMOS_ENDPOINT"))
@@ -102,7 +104,7 @@ class Settings(BaseSettings):
             try:
                 return json.loads(value)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"must be a JSON object like {{\"github\": \"http://...\"}}: {exc}") from exc
+                raise ValueError(f'must be a JSON object like {{"github": "http://..."}}: {exc}') from exc
         return value
 
     @property
@@ -133,9 +135,7 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ConfigurationError(f"invalid settings: {problems}") from exc
 
 

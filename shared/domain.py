@@ -336,6 +336,5 @@ class RateLimitExceeded(DomainEvent):
 
 
 DOMAIN_EVENTS: dict[str, type[DomainEvent]] = {
-    cls.event_type(): cls
-    for cls in (AppConnected, AppDisconnected, IntegrationFailed, DataSynced, RateLimitExceeded)
+    cls.event_type(): cls for cls in (AppConnected, AppDisconnected, IntegrationFailed, DataSynced, RateLimitExceeded)
 }

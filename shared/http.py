@@ -174,7 +174,9 @@ class RateLimitPolicy:
             if exc.retry_at is not None:
                 self._state.block(key, exc.retry_at.timestamp())
             raise
-        ctx.rate_limit = {k: v for k, v in response.headers.items() if "ratelimit" in k.lower() or k.lower() == "retry-after"}
+        ctx.rate_limit = {
+            k: v for k, v in response.headers.items() if "ratelimit" in k.lower() or k.lower() == "retry-after"
+        }
         block = self._observe(response)
         if block is not None and block > self._clock():
             self._state.block(key, block)
@@ -239,7 +241,9 @@ class LoggingPolicy:
         try:
             response = next_(request, ctx)
         except httpx.TransportError as exc:
-            log.warning("%s %s -> %s (%s)", request.method, redact_url(str(request.url)), type(exc).__name__, ctx.request_id)
+            log.warning(
+                "%s %s -> %s (%s)", request.method, redact_url(str(request.url)), type(exc).__name__, ctx.request_id
+            )
             raise
         log.debug(
             "%s %s -> %d in %.1fms (%s)",

@@ -58,7 +58,13 @@ class Hub:
             ttl_seconds=settings.webhook_event_ttl_seconds,
         )
         self.admin = AdminService(
-            self.repos, self.credentials, self.adapters, self.sync, self.events, ports.queue, settings.sync_outbound_queue
+            self.repos,
+            self.credentials,
+            self.adapters,
+            self.sync,
+            self.events,
+            ports.queue,
+            settings.sync_outbound_queue,
         )
         self.outbound = OutboundService(self.repos, self.adapters)
         self.tokens = TokenRefresher(self.credentials, settings.token_refresh_window_seconds)

@@ -8,7 +8,14 @@ import sys
 
 from tests.conftest import ROOT
 
-AZURE_SDKS = ("azure.cosmos", "azure.servicebus", "azure.keyvault", "azure.eventgrid", "azure.identity", "azure.storage")
+AZURE_SDKS = (
+    "azure.cosmos",
+    "azure.servicebus",
+    "azure.keyvault",
+    "azure.eventgrid",
+    "azure.identity",
+    "azure.storage",
+)
 
 PROBE = """
 import json, sys
@@ -17,14 +24,16 @@ out = []
 for f in function_app.app.get_functions():
     t = f.get_trigger().get_dict_repr()
     out.append({"name": f.get_function_name(), "type": t["type"], "binding": {k: str(v) for k, v in t.items()}})
-sdks = sorted(m for m in sys.modules if m.startswith(%r))
+sdks = sorted(m for m in sys.modules if m.startswith(__SDKS__))
 print(json.dumps({"functions": out, "sdks": sdks, "shared": sorted(m for m in sys.modules if m.startswith("shared"))}))
-""" % (AZURE_SDKS,)
+""".replace("__SDKS__", repr(AZURE_SDKS))
 
 
 def _probe() -> dict:
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}  # a clean environment: no settings at all
-    result = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
     return json.loads(result.stdout)
 
 

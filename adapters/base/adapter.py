@@ -155,7 +155,9 @@ class Adapter:
         """Fetch one page (``token`` None = first page of a run starting at ``watermark``)."""
         spec = self.stream_spec(stream)
         paginator = paginator_for(self.spec.pagination_for(stream))
-        url, params = paginator.prepare(self.stream_url(conn, stream), self.build_params(conn, stream, watermark), token)
+        url, params = paginator.prepare(
+            self.stream_url(conn, stream), self.build_params(conn, stream, watermark), token
+        )
         # params=None, not {}: httpx replaces a URL's query with an empty params dict
         response = self.send(conn, spec.method, url, params=params or None)
         body = self.decode(response)
@@ -298,7 +300,9 @@ class Adapter:
 
     # ------------------------------------------------------------------ webhooks
 
-    def verify_webhook(self, headers: Mapping[str, str], body: bytes, secret: str, now: float | None = None) -> webhooks.Verdict:
+    def verify_webhook(
+        self, headers: Mapping[str, str], body: bytes, secret: str, now: float | None = None
+    ) -> webhooks.Verdict:
         """Check the delivery's signature against the raw bytes."""
         if self.spec.webhook is None:
             return webhooks.Verdict(False, f"{self.spec.name} does not send webhooks")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from adapters.base.spec import WebhookSpec
@@ -44,12 +43,14 @@ def verify_hmac_sha256_hex(
     if prefix and not given.startswith(prefix):
         return Verdict(False, f"{spec.signature_header} does not start with {prefix!r}")
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if hmac.compare_digest(given[len(prefix):].strip().lower().encode(), expected.encode()):
+    if hmac.compare_digest(given[len(prefix) :].strip().lower().encode(), expected.encode()):
         return Verdict(True, "signature matches")
     return Verdict(False, f"{spec.signature_header} does not match the body (wrong secret or modified body)")
 
 
-SCHEMES: dict[str, Callable[[WebhookSpec, Mapping[str, str], bytes, str, float], Verdict]] = {"hmac_sha256_hex": verify_hmac_sha256_hex}
+SCHEMES: dict[str, Callable[[WebhookSpec, Mapping[str, str], bytes, str, float], Verdict]] = {
+    "hmac_sha256_hex": verify_hmac_sha256_hex
+}
 
 
 def verify(spec: WebhookSpec, headers: Mapping[str, str], body: bytes, secret: str, now: float) -> Verdict:

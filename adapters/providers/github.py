@@ -19,7 +19,7 @@ SPEC = ProviderSpec(
     default_headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"},
     auth=AuthSpec(
         mode="bearer",
-        token_url="https://github.com/login/oauth/access_token",
+        token_url="https://github.com/login/oauth/access_token",  # noqa: S106 - a URL, not a secret
         refresh_token_rotates=True,
     ),
     pagination=PaginationSpec(style="link_header", page_size_param="per_page", page_size=100),

@@ -48,7 +48,7 @@ def build_documents(settings: Settings) -> DocumentStore:
 
 
 def build_secrets(settings: Settings) -> SecretStore:
-    if settings.secret_backend == "keyvault":
+    if settings.secret_backend == "keyvault":  # noqa: S105 - a backend name
         from shared.backends.keyvault_secrets import KeyVaultSecretStore
 
         uri = settings.require("key_vault_uri", "when IHUB_SECRET_BACKEND=keyvault")

@@ -22,8 +22,8 @@ from shared.domain import (
 )
 from shared.errors import InvalidInput
 from shared.messages import OutboundMessage, encode
-from shared.ports.queue import OutgoingMessage, WorkQueue
 from shared.ports.documents import Where
+from shared.ports.queue import OutgoingMessage, WorkQueue
 from shared.services.connections import AdapterHub
 from shared.services.credentials import CredentialInput, CredentialService
 from shared.services.events import DomainEvents
@@ -148,7 +148,9 @@ class AdminService:
         req = SyncRequest.model_validate(body or {})
         integration = self.get_integration(tenant_id, integration_id)
         if integration.status not in (
-            IntegrationStatus.CONNECTED, IntegrationStatus.RATE_LIMITED, IntegrationStatus.ERROR
+            IntegrationStatus.CONNECTED,
+            IntegrationStatus.RATE_LIMITED,
+            IntegrationStatus.ERROR,
         ):
             raise InvalidInput(
                 f"integration {integration_id} is {integration.status.value}; set a credential first", code="conflict"
@@ -178,13 +180,21 @@ class AdminService:
     def list_runs(self, tenant_id: str, integration_id: str, limit: int = 50) -> list[Any]:
         self.get_integration(tenant_id, integration_id)
         return self._repos.runs.query(
-            tenant_id, [Where("integration_id", "=", integration_id)], order_by="started_at", descending=True, limit=limit
+            tenant_id,
+            [Where("integration_id", "=", integration_id)],
+            order_by="started_at",
+            descending=True,
+            limit=limit,
         )
 
     def list_records(self, tenant_id: str, integration_id: str, limit: int = 50) -> list[Any]:
         self.get_integration(tenant_id, integration_id)
         return self._repos.records.query(
-            tenant_id, [Where("integration_id", "=", integration_id)], order_by="updated_at", descending=True, limit=limit
+            tenant_id,
+            [Where("integration_id", "=", integration_id)],
+            order_by="updated_at",
+            descending=True,
+            limit=limit,
         )
 
     def stats(self, tenant_id: str, integration_id: str) -> dict[str, int]:

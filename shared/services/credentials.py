@@ -34,7 +34,7 @@ class CredentialInput(BaseModel):
 
     access_token: SecretStr | None = None
     refresh_token: SecretStr | None = None
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type
     scope: str | None = None
     expires_at: datetime | None = None
     webhook_secret: SecretStr | None = None
@@ -62,7 +62,9 @@ def secret_base_name(integration: Integration) -> str:
 class CredentialService:
     """Stores, caches and lists integration credentials."""
 
-    def __init__(self, secrets: SecretStore, *, cache_seconds: float = 60.0, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, secrets: SecretStore, *, cache_seconds: float = 60.0, clock: Callable[[], float] = time.time
+    ) -> None:
         self._secrets = secrets
         self._cache_seconds = cache_seconds
         self._clock = clock

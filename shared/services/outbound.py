@@ -26,9 +26,7 @@ class OutboundService:
     def handle(self, msg: OutboundMessage) -> None:
         integration = self._repos.integrations.require(msg.tenant_id, msg.integration_id)
         adapter = self._adapters.adapter(integration.provider)
-        stream = next(
-            (name for name, s in adapter.spec.streams.items() if s.entity_type == msg.entity_type), None
-        )
+        stream = next((name for name, s in adapter.spec.streams.items() if s.entity_type == msg.entity_type), None)
         if stream is None:
             raise NotFound(f"{integration.provider} has no stream of entity type {msg.entity_type!r}")
         rec_id = StoredRecord.make_id(integration.tenant_id, integration.id, msg.entity_type, msg.external_id)

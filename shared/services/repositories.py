@@ -68,7 +68,12 @@ class IntegrationRepository(Repository[Integration]):
     """
 
     def __init__(
-        self, store: DocumentStore, container: str, *, cache_seconds: float = 5.0, clock: Callable[[], float] = time.monotonic
+        self,
+        store: DocumentStore,
+        container: str,
+        *,
+        cache_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(store, container, Integration)
         self._tenant_of: dict[str, str] = {}

@@ -134,12 +134,15 @@ class SyncService:
                     tenant_id=integration.tenant_id,
                     integration_id=integration.id,
                     stream=stream,
-                    trigger=trigger,  # type: ignore[arg-type]
+                    trigger=trigger,
                 )
             )
-            self._send_page(integration, PageMessage(
-                tenant_id=integration.tenant_id, integration_id=integration.id, stream=stream, run_id=new_id, page=0
-            ))
+            self._send_page(
+                integration,
+                PageMessage(
+                    tenant_id=integration.tenant_id, integration_id=integration.id, stream=stream, run_id=new_id, page=0
+                ),
+            )
             return new_id
         raise PreconditionFailed(f"checkpoint of {integration.id}/{stream} kept changing; try again")
 
@@ -164,7 +167,9 @@ class SyncService:
             return
         if cp.page_number > msg.page:  # redelivered after the page was stored: just pass the baton
             if cp.next_page is not None:
-                self._send_page(integration, msg.model_copy(update={"page": cp.page_number, "token": cp.next_page, "attempt": 0}))
+                self._send_page(
+                    integration, msg.model_copy(update={"page": cp.page_number, "token": cp.next_page, "attempt": 0})
+                )
             return
         if integration.status in (IntegrationStatus.DISCONNECTED,):
             self._finish(integration, cp, msg.run_id, RunStatus.FAILED, "integration is disconnected")
@@ -190,9 +195,13 @@ class SyncService:
             return
         self._repos.checkpoints.save(cp)  # PreconditionFailed -> retried by the runner
         self._write_run(cp, msg.run_id)
-        self._send_page(integration, msg.model_copy(update={"page": msg.page + 1, "token": page.next_token, "attempt": 0}))
+        self._send_page(
+            integration, msg.model_copy(update={"page": msg.page + 1, "token": page.next_token, "attempt": 0})
+        )
 
-    def _finish(self, integration: Integration, cp: Checkpoint, run_id: str, status: RunStatus, error: str | None) -> None:
+    def _finish(
+        self, integration: Integration, cp: Checkpoint, run_id: str, status: RunStatus, error: str | None
+    ) -> None:
         if status is RunStatus.SUCCEEDED and cp.pending_watermark:
             cp.state.watermark = cp.pending_watermark
         counters = dict(cp.run_counters)
@@ -247,16 +256,23 @@ class SyncService:
 
     # ------------------------------------------------------------------ failures
 
-    def fail(self, tenant_id: str, integration_id: str, stream: str | None, run_id: str | None, error: HubError) -> None:
+    def fail(
+        self, tenant_id: str, integration_id: str, stream: str | None, run_id: str | None, error: HubError
+    ) -> None:
         """Record a failed page/webhook: status transition, run failure, event."""
         integration = self._repos.integrations.get(tenant_id, integration_id)
         if integration is None:
             return
         if isinstance(error, RateLimited):
             self._set_status(integration, IntegrationStatus.RATE_LIMITED, str(error))
-            self._events.publish(RateLimitExceeded(
-                tenant_id=tenant_id, integration_id=integration_id, provider=integration.provider, retry_at=error.retry_at
-            ))
+            self._events.publish(
+                RateLimitExceeded(
+                    tenant_id=tenant_id,
+                    integration_id=integration_id,
+                    provider=integration.provider,
+                    retry_at=error.retry_at,
+                )
+            )
             return
         new_status = IntegrationStatus.UNAUTHORIZED if isinstance(error, ReauthRequired) else IntegrationStatus.ERROR
         self._set_status(integration, new_status, str(error))
@@ -264,14 +280,16 @@ class SyncService:
             cp = self.checkpoint(integration, stream)
             if cp.active_run_id == run_id:
                 self._finish(integration, cp, run_id, RunStatus.FAILED, f"{error.code}: {error}")
-        self._events.publish(IntegrationFailed(
-            tenant_id=tenant_id,
-            integration_id=integration_id,
-            provider=integration.provider,
-            error_code=error.code,
-            message=str(error),
-            stream=stream,
-        ))
+        self._events.publish(
+            IntegrationFailed(
+                tenant_id=tenant_id,
+                integration_id=integration_id,
+                provider=integration.provider,
+                error_code=error.code,
+                message=str(error),
+                stream=stream,
+            )
+        )
 
     def _set_status(self, integration: Integration, status: IntegrationStatus, reason: str | None) -> None:
         for _ in range(3):
@@ -338,16 +356,25 @@ class SyncService:
             if cp.active_run_id:
                 if cp.updated_at < now - timedelta(seconds=stale_after_seconds):
                     log.warning("resuming stalled run %s at page %d", cp.active_run_id, cp.page_number)
-                    self._send_page(integration, PageMessage(
-                        tenant_id=cp.tenant_id, integration_id=cp.integration_id, stream=cp.stream,
-                        run_id=cp.active_run_id, page=cp.page_number, token=cp.next_page,
-                    ))
+                    self._send_page(
+                        integration,
+                        PageMessage(
+                            tenant_id=cp.tenant_id,
+                            integration_id=cp.integration_id,
+                            stream=cp.stream,
+                            run_id=cp.active_run_id,
+                            page=cp.page_number,
+                            token=cp.next_page,
+                        ),
+                    )
                 continue
             run_id = doc_id("run", f"{cp.id}/schedule/{cp.next_run_at.isoformat() if cp.next_run_at else ''}")
             cp.next_run_at = next_run
-            runnable = integration.status in (
-                IntegrationStatus.CONNECTED, IntegrationStatus.RATE_LIMITED, IntegrationStatus.ERROR
-            ) and stream.enabled
+            runnable = (
+                integration.status
+                in (IntegrationStatus.CONNECTED, IntegrationStatus.RATE_LIMITED, IntegrationStatus.ERROR)
+                and stream.enabled
+            )
             try:
                 self._repos.checkpoints.save(cp)  # claims this due slot; the loser skips
             except PreconditionFailed:

@@ -90,7 +90,9 @@ class WebhookIntake:
             raise NotFound(f"no {provider} integration {integration_id}", code="unknown_integration")
         secret = self._credentials.webhook_secret(integration)
         if secret is None:
-            raise Unauthenticated(f"integration {integration_id} has no webhook secret configured", code="no_webhook_secret")
+            raise Unauthenticated(
+                f"integration {integration_id} has no webhook secret configured", code="no_webhook_secret"
+            )
         verdict = adapter.verify_webhook(headers, body, secret.get_secret_value())
         if not verdict.valid:
             raise Unauthenticated(verdict.reason, code="bad_signature")

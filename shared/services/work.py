@@ -98,7 +98,9 @@ class WorkRunner:
             return "rescheduled"
         except HubError as exc:
             on_failure(message, exc)
-            self.dead_letter(getattr(message, "tenant_id", "_unknown"), message_id, body, exc.code, str(exc), delivery_count)
+            self.dead_letter(
+                getattr(message, "tenant_id", "_unknown"), message_id, body, exc.code, str(exc), delivery_count
+            )
             return "dead_lettered"
 
     def dead_letter(

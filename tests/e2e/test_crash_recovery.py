@@ -82,7 +82,9 @@ def test_kill_dash_nine_mid_sync_then_restart_finishes_exactly(tmp_path: Path, g
         admin.close()
 
         proc = _start_devhost(env, port, log)
-        admin = httpx.Client(base_url=f"http://127.0.0.1:{port}/api/manage", headers={"x-tenant-id": TENANT}, timeout=10)
+        admin = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}/api/manage", headers={"x-tenant-id": TENANT}, timeout=10
+        )
         deadline = time.monotonic() + 90
         run: dict[str, Any] = {}
         while time.monotonic() < deadline:

@@ -44,7 +44,9 @@ def _hook(devhost: Any, integration_id: str = "gh-1") -> str:
     return f"{devhost.base_url}/api/webhooks/github/{integration_id}"
 
 
-def test_sync_250_issues_then_webhook_update_and_duplicate(github_sandbox: Any, devhost: Any, admin: httpx.Client) -> None:
+def test_sync_250_issues_then_webhook_update_and_duplicate(
+    github_sandbox: Any, devhost: Any, admin: httpx.Client
+) -> None:
     github_sandbox.seed(250)
     connect_github(admin, github_sandbox)
 
@@ -83,7 +85,9 @@ def test_sync_250_issues_then_webhook_update_and_duplicate(github_sandbox: Any, 
     assert len(_records(admin)) == 250
 
 
-def test_bad_signature_gets_401_and_leaves_no_trace(github_sandbox: Any, devhost: Any, admin: httpx.Client, hub: Any) -> None:
+def test_bad_signature_gets_401_and_leaves_no_trace(
+    github_sandbox: Any, devhost: Any, admin: httpx.Client, hub: Any
+) -> None:
     github_sandbox.seed(3)
     connect_github(admin, github_sandbox)
     issue = github_sandbox.update_issue(1, title="forged")
@@ -91,8 +95,9 @@ def test_bad_signature_gets_401_and_leaves_no_trace(github_sandbox: Any, devhost
     forged = github_sandbox.send_webhook(_hook(devhost), "wrong-secret", "issues", payload)
     assert forged.status_code == 401
     assert forged.json()["error"] == "bad_signature"
-    unsigned = httpx.post(_hook(devhost), content=b'{"zen":"hi"}', headers={"X-GitHub-Event": "ping",
-                                                                           "X-GitHub-Delivery": "d-1"})
+    unsigned = httpx.post(
+        _hook(devhost), content=b'{"zen":"hi"}', headers={"X-GitHub-Event": "ping", "X-GitHub-Delivery": "d-1"}
+    )
     assert unsigned.status_code == 401 and "missing X-Hub-Signature-256" in unsigned.json()["message"]
     assert hub.repos.webhook_events.count(TENANT) == 0
     assert hub.ports.queue.active_count(hub.settings.sync_inbound_queue) == 0
@@ -105,13 +110,19 @@ def test_webhook_error_statuses(github_sandbox: Any, devhost: Any, admin: httpx.
     sign = github_sandbox.sign
 
     def post(url: str, body: bytes, **extra: str) -> httpx.Response:
-        headers = {"X-Hub-Signature-256": sign(WEBHOOK_SECRET, body), "X-GitHub-Event": "issues",
-                   "X-GitHub-Delivery": str(uuid.uuid4()), **extra}
+        headers = {
+            "X-Hub-Signature-256": sign(WEBHOOK_SECRET, body),
+            "X-GitHub-Event": "issues",
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+            **extra,
+        }
         return httpx.post(url, content=body, headers=headers)
 
     assert post(_hook(devhost), b"{not json").status_code == 400
     assert post(_hook(devhost), b"[1,2]").status_code == 400
-    no_delivery = httpx.post(_hook(devhost), content=b"{}", headers={"X-Hub-Signature-256": sign(WEBHOOK_SECRET, b"{}")})
+    no_delivery = httpx.post(
+        _hook(devhost), content=b"{}", headers={"X-Hub-Signature-256": sign(WEBHOOK_SECRET, b"{}")}
+    )
     assert no_delivery.status_code == 400 and "delivery id" in no_delivery.json()["message"]
     assert post(_hook(devhost, "gh-nope"), b"{}").status_code == 404
     assert post(f"{devhost.base_url}/api/webhooks/nosuch/gh-1", b"{}").status_code == 404
@@ -121,30 +132,44 @@ def test_webhook_error_statuses(github_sandbox: Any, devhost: Any, admin: httpx.
     assert hub.ports.queue.active_count(hub.settings.sync_inbound_queue) == 0
 
 
-def test_webhook_for_another_tenants_integration_is_rejected(github_sandbox: Any, devhost: Any, admin: httpx.Client,
-                                                             hub: Any) -> None:
+def test_webhook_for_another_tenants_integration_is_rejected(
+    github_sandbox: Any, devhost: Any, admin: httpx.Client, hub: Any
+) -> None:
     connect_github(admin, github_sandbox)
     other = httpx.Client(base_url=f"{devhost.base_url}/api/manage", headers={"x-tenant-id": "tenant-b"})
-    assert other.post("/integrations", json={"id": "gh-b", "provider": "github", "display_name": "B",
-                                             "config": {"owner": "acme", "repo": "widgets"}}).status_code == 201
+    assert (
+        other.post(
+            "/integrations",
+            json={
+                "id": "gh-b",
+                "provider": "github",
+                "display_name": "B",
+                "config": {"owner": "acme", "repo": "widgets"},
+            },
+        ).status_code
+        == 201
+    )
     assert other.put("/integrations/gh-b/credential", json={"webhook_secret": "tenant-b-secret"}).status_code == 200
     # tenant A's secret on tenant B's integration: not authentic for B
     issue = github_sandbox.create_issue(title="x")
-    response = github_sandbox.send_webhook(_hook(devhost, "gh-b"), WEBHOOK_SECRET, "issues",
-                                           github_sandbox.issue_event_payload(issue))
+    response = github_sandbox.send_webhook(
+        _hook(devhost, "gh-b"), WEBHOOK_SECRET, "issues", github_sandbox.issue_event_payload(issue)
+    )
     assert response.status_code == 401
     # and tenant B cannot read tenant A's integration through the admin API
     assert other.get("/integrations/gh-1").status_code == 404
     assert hub.repos.webhook_events.count(None) == 0
 
 
-def test_large_webhook_body_is_claim_checked_to_blob(github_sandbox: Any, devhost: Any, admin: httpx.Client,
-                                                     hub: Any) -> None:
+def test_large_webhook_body_is_claim_checked_to_blob(
+    github_sandbox: Any, devhost: Any, admin: httpx.Client, hub: Any
+) -> None:
     github_sandbox.seed(1)
     connect_github(admin, github_sandbox)
     issue = github_sandbox.update_issue(1, body="y" * 100_000)
-    response = github_sandbox.send_webhook(_hook(devhost), WEBHOOK_SECRET, "issues",
-                                           github_sandbox.issue_event_payload(issue))
+    response = github_sandbox.send_webhook(
+        _hook(devhost), WEBHOOK_SECRET, "issues", github_sandbox.issue_event_payload(issue)
+    )
     assert response.status_code == 202
     assert devhost.drain(60)
     blobs = hub.ports.blobs.list(hub.settings.blob_container_webhooks)
@@ -152,8 +177,9 @@ def test_large_webhook_body_is_claim_checked_to_blob(github_sandbox: Any, devhos
     assert _records(admin)[0]["data"]["body"] == "y" * 100_000
 
 
-def test_rate_limited_page_is_rescheduled_not_slept(github_sandbox: Any, devhost: Any, admin: httpx.Client,
-                                                   hub: Any) -> None:
+def test_rate_limited_page_is_rescheduled_not_slept(
+    github_sandbox: Any, devhost: Any, admin: httpx.Client, hub: Any
+) -> None:
     github_sandbox.seed(5)
     connect_github(admin, github_sandbox)
     github_sandbox.secondary_limit(retry_after_seconds=1, times=1)
@@ -166,8 +192,9 @@ def test_rate_limited_page_is_rescheduled_not_slept(github_sandbox: Any, devhost
     assert "IntegrationHub.RateLimitExceeded" in events and "IntegrationHub.DataSynced" in events
 
 
-def test_revoked_token_marks_unauthorized_and_dead_letters_with_reason(github_sandbox: Any, devhost: Any,
-                                                                     admin: httpx.Client, hub: Any) -> None:
+def test_revoked_token_marks_unauthorized_and_dead_letters_with_reason(
+    github_sandbox: Any, devhost: Any, admin: httpx.Client, hub: Any
+) -> None:
     github_sandbox.seed(5)
     connect_github(admin, github_sandbox)
     github_sandbox.set_token("rotated-elsewhere")
