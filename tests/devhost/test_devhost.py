@@ -407,6 +407,16 @@ def test_max_concurrent_calls_is_honoured(
     assert rec.max_concurrent == 2
 
 
+def test_session_messages_keep_their_order_under_concurrency(
+    make_host: Callable[..., DevHost], rec: Recorder, queue: SqliteWorkQueue
+) -> None:
+    for i in range(5):
+        send(queue, b"s-%d" % i, f"s-{i}", session_id="tenant-1")
+    with make_host(max_concurrent_calls=4) as host:
+        assert host.drain(10)
+    assert rec.bodies() == [b"s-%d" % i for i in range(5)]
+
+
 def test_drain_times_out_while_a_handler_runs(host: DevHost, rec: Recorder, queue: SqliteWorkQueue) -> None:
     send(queue, b"slow", "m-slow")
     assert wait_for(lambda: len(rec.messages) == 1)
