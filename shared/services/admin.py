@@ -20,7 +20,7 @@ from shared.domain import (
     new_id,
     utcnow,
 )
-from shared.errors import InvalidInput
+from shared.errors import Conflict, InvalidInput
 from shared.messages import OutboundMessage, encode
 from shared.ports.documents import Where
 from shared.ports.queue import OutgoingMessage, WorkQueue
@@ -110,7 +110,7 @@ class AdminService:
             }
         )
         if self._repos.integrations.find(integration.id) is not None:
-            raise InvalidInput(f"id: integration {integration.id} already exists", code="conflict")
+            raise Conflict(f"id: integration {integration.id} already exists")
         created = self._repos.integrations.create(integration)
         self._sync.ensure_checkpoints(created)
         return created
@@ -152,9 +152,7 @@ class AdminService:
             IntegrationStatus.RATE_LIMITED,
             IntegrationStatus.ERROR,
         ):
-            raise InvalidInput(
-                f"integration {integration_id} is {integration.status.value}; set a credential first", code="conflict"
-            )
+            raise Conflict(f"integration {integration_id} is {integration.status.value}; set a credential first")
         names = [req.stream] if req.stream else [s.name for s in integration.streams if s.enabled]
         return [self._sync.start_run(integration, name, "manual") for name in names]
 

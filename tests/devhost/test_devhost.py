@@ -325,7 +325,7 @@ def test_timer_fires_on_schedule(make_host: Callable[..., DevHost], rec: Recorde
         assert wait_for(lambda: len(rec.ticks) >= 2, timeout=5)
     assert isinstance(rec.ticks[0], func.TimerRequest)
     assert rec.ticks[0].past_due is False
-    assert "Next" in rec.ticks[0].schedule_status
+    assert "Next" in getattr(rec.ticks[0], "schedule_status")  # noqa: B009 - not on the abstract type
 
 
 def test_fire_timer_runs_now(make_host: Callable[..., DevHost], rec: Recorder) -> None:

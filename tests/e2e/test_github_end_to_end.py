@@ -218,6 +218,9 @@ def test_admin_api_validation_errors_name_the_field(devhost: Any, admin: httpx.C
     no_tenant = httpx.get(f"{devhost.base_url}/api/manage/integrations")
     assert no_tenant.status_code == 400 and "x-tenant-id" in no_tenant.json()["message"]
     assert admin.get("/integrations/none").status_code == 404
+    dup = {"id": "gh-dup", "provider": "github", "display_name": "d", "config": {"owner": "a", "repo": "b"}}
+    assert admin.post("/integrations", json=dup).status_code == 201
+    assert admin.post("/integrations", json=dup).status_code == 409
     assert admin.get("/nothing-here").status_code == 404
     page = admin.get("/")
     assert page.status_code == 200 and "Integration Hub" in page.text
