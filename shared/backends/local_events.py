@@ -9,11 +9,7 @@ at once. Publishing is idempotent on the event id.
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -22,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from shared.backends.sqlite_base import SqliteFile
 from shared.errors import InvalidInput
 from shared.ports.events import EventEnvelope, LoggedEvent
 
@@ -119,42 +116,12 @@ class LocalEventPublisher:
         """
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._busy_timeout = busy_timeout
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._connections: list[tuple[int, sqlite3.Connection]] = []
-        self._closed = False
+        self._db = SqliteFile(self.path, owner="LocalEventPublisher", busy_timeout=busy_timeout)
+        self._conn = self._db.conn
+        self._transaction = self._db.write
         with self._transaction() as conn:
             for statement in _SCHEMA:
                 conn.execute(statement)
-
-    # --- connections ----------------------------------------------------------------------
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._closed:
-            raise RuntimeError("LocalEventPublisher is closed")
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            return conn
-        conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        self._local.conn, self._local.pid = conn, os.getpid()
-        with self._lock:
-            self._connections.append((os.getpid(), conn))
-        return conn
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     # --- EventLog -------------------------------------------------------------------------
 
@@ -230,11 +197,4 @@ class LocalEventPublisher:
 
     def close(self) -> None:
         """Close every connection this instance opened in this process."""
-        with self._lock:
-            self._closed = True
-            connections, self._connections = self._connections, []
-        pid = os.getpid()
-        for owner, conn in connections:
-            if owner == pid:  # a connection inherited through fork() belongs to the parent
-                with suppress(sqlite3.Error):
-                    conn.close()
+        self._db.close()

@@ -17,7 +17,6 @@ import json
 import os
 import sqlite3
 import stat
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 
+from shared.backends.sqlite_base import SqliteFile
 from shared.errors import ConfigurationError
 from shared.ports.secrets import Secret, SecretNotFound, SecretProperties, validate_secret_name
 
@@ -163,30 +163,13 @@ class LocalSecretStore:
             os.close(os.open(self._path, os.O_CREAT | os.O_WRONLY, 0o600))
         self._aead = AESGCM(key)
         self._clock = clock
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._connections_lock = threading.Lock()
-        self._closed = False
+        self._db = SqliteFile(self._path, owner="LocalSecretStore")
+        self._conn = self._db.conn
         conn = self._conn()
         conn.executescript(_SCHEMA)
         self._check_key(conn)
 
     # --- connections -----------------------------------------------------------------
-
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            return conn
-        if self._closed:
-            raise RuntimeError("LocalSecretStore is closed")
-        conn = sqlite3.connect(self._path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=30000")
-        self._local.conn, self._local.pid = conn, os.getpid()
-        with self._connections_lock:
-            self._connections.append(conn)
-        return conn
 
     def _check_key(self, conn: sqlite3.Connection) -> None:
         """Fail fast when the file was written with another key (a canary encrypted at creation)."""
@@ -272,14 +255,20 @@ class LocalSecretStore:
         key = name.lower()
         cols = f"{_PROPS_COLUMNS}, nonce, ciphertext"
         if version is None:
-            row = self._conn().execute(
-                f"SELECT {cols} FROM secret_versions WHERE name_key = ? AND enabled = 1 ORDER BY seq DESC LIMIT 1",
-                (key,),
-            ).fetchone()
+            row = (
+                self._conn()
+                .execute(
+                    f"SELECT {cols} FROM secret_versions WHERE name_key = ? AND enabled = 1 ORDER BY seq DESC LIMIT 1",
+                    (key,),
+                )
+                .fetchone()
+            )
         else:
-            row = self._conn().execute(
-                f"SELECT {cols} FROM secret_versions WHERE name_key = ? AND version = ?", (key, version)
-            ).fetchone()
+            row = (
+                self._conn()
+                .execute(f"SELECT {cols} FROM secret_versions WHERE name_key = ? AND version = ?", (key, version))
+                .fetchone()
+            )
         if row is None:
             what = f"secret {name!r}" + (f" version {version!r}" if version else "")
             raise SecretNotFound(f"{what} not found")
@@ -294,10 +283,14 @@ class LocalSecretStore:
 
     def list_properties(self) -> list[SecretProperties]:
         """Properties of the newest version of every secret, sorted by name (no values)."""
-        rows = self._conn().execute(
-            f"SELECT {_PROPS_COLUMNS} FROM secret_versions WHERE seq IN"
-            " (SELECT MAX(seq) FROM secret_versions GROUP BY name_key) ORDER BY name_key"
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                f"SELECT {_PROPS_COLUMNS} FROM secret_versions WHERE seq IN"
+                " (SELECT MAX(seq) FROM secret_versions GROUP BY name_key) ORDER BY name_key"
+            )
+            .fetchall()
+        )
         return [self._props(r) for r in rows]
 
     def list_versions(self, name: str) -> list[SecretProperties]:
@@ -307,9 +300,11 @@ class LocalSecretStore:
             SecretNotFound: No such secret.
         """
         validate_secret_name(name)
-        rows = self._conn().execute(
-            f"SELECT {_PROPS_COLUMNS} FROM secret_versions WHERE name_key = ? ORDER BY seq", (name.lower(),)
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(f"SELECT {_PROPS_COLUMNS} FROM secret_versions WHERE name_key = ? ORDER BY seq", (name.lower(),))
+            .fetchall()
+        )
         if not rows:
             raise SecretNotFound(f"secret {name!r} not found")
         return [self._props(r) for r in rows]
@@ -327,12 +322,7 @@ class LocalSecretStore:
 
     def close(self) -> None:
         """Close every connection this store opened (in any thread)."""
-        self._closed = True
-        with self._connections_lock:
-            connections, self._connections = self._connections, []
-        for conn in connections:
-            conn.close()
-        self._local = threading.local()
+        self._db.close()
 
     # --- helpers -------------------------------------------------------------------------
 

@@ -16,12 +16,12 @@ import json
 import os
 import re
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from shared.backends.sqlite_base import SqliteFile
 from shared.errors import InvalidInput
 from shared.ports.documents import (
     PARTITION_KEY,
@@ -202,33 +202,12 @@ class SqliteDocumentStore:
     """
 
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
-        self._path = Path(path)
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = SqliteFile(path, owner="SqliteDocumentStore", reopen_after_close=True)
+        self._path = self._db.path
         self._clock = clock
-        self._lock = threading.Lock()
-        self._local = threading.local()
-        self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._next_purge = 0.0
-        conn = self._conn()
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.executescript(_SCHEMA)
-
-    def _conn(self) -> sqlite3.Connection:
-        try:
-            conn: sqlite3.Connection = self._local.conn
-            return conn
-        except AttributeError:
-            pass
-        conn = sqlite3.connect(self._path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout=30000")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        with self._lock:  # also close connections of ended threads (thread-per-request servers)
-            for thread, old in self._conns:
-                if not thread.is_alive():
-                    old.close()
-            self._conns = [(t, c) for t, c in self._conns if t.is_alive()] + [(threading.current_thread(), conn)]
-        self._local.conn = conn
-        return conn
+        self._conn = self._db.conn
+        self._conn().executescript(_SCHEMA)
 
     @staticmethod
     def _prepare(doc: Document, now: float) -> tuple[str, str, str, float | None]:
@@ -400,8 +379,4 @@ class SqliteDocumentStore:
 
     def close(self) -> None:
         """Close every connection this store opened; later calls open new ones."""
-        with self._lock:
-            conns, self._conns = self._conns, []
-            self._local = threading.local()
-        for _thread, conn in conns:
-            conn.close()
+        self._db.close()

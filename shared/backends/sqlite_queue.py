@@ -14,18 +14,16 @@ message of the same session is locked.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shared.backends.sqlite_base import SqliteFile, transaction
 from shared.errors import InvalidInput
 from shared.ports.queue import DeadLetteredMessage, LockLost, OutgoingMessage, ReceivedMessage
 
@@ -147,40 +145,14 @@ class SqliteWorkQueue:
         self._max_deliveries = max_delivery_count
         self._window = duplicate_window_seconds
         self._clock = clock
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._connections_lock = threading.Lock()
-        self._closed = False
+        self._db = SqliteFile(self._path, owner="SqliteWorkQueue", pragmas=("wal_autocheckpoint=4000",))
+        self._conn = self._db.conn
         self._sends = _PRUNE_EVERY_SENDS
         conn = self._conn()
         conn.executescript(_SCHEMA)
         self._count_sends(conn, 0, self._clock())
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            return conn
-        if self._closed:
-            raise RuntimeError("SqliteWorkQueue is closed")
-        conn = sqlite3.connect(self._path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000", "wal_autocheckpoint=4000"):
-            conn.execute(f"PRAGMA {pragma}")
-        self._local.conn, self._local.pid = conn, os.getpid()
-        with self._connections_lock:
-            self._connections.append(conn)
-        return conn
-
-    @staticmethod
-    @contextmanager
-    def _write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+    _write = staticmethod(transaction)
 
     # --- sender side -------------------------------------------------------------------
 
@@ -383,11 +355,15 @@ class SqliteWorkQueue:
 
     def dead_letters(self, queue: str) -> list[DeadLetteredMessage]:
         """The dead-letter queue of ``queue``, oldest first."""
-        rows = self._sweep(queue).execute(
-            "SELECT body, message_id, delivery_count, dl_reason, dl_description, dead_lettered_at, session_id"
-            " FROM messages WHERE queue = ? AND state = 'dead' ORDER BY dead_lettered_at, seq",
-            (queue,),
-        ).fetchall()
+        rows = (
+            self._sweep(queue)
+            .execute(
+                "SELECT body, message_id, delivery_count, dl_reason, dl_description, dead_lettered_at, session_id"
+                " FROM messages WHERE queue = ? AND state = 'dead' ORDER BY dead_lettered_at, seq",
+                (queue,),
+            )
+            .fetchall()
+        )
         return [
             DeadLetteredMessage(body=r[0], message_id=r[1], delivery_count=r[2], reason=r[3] or "",
                                 description=r[4] or "", dead_lettered_at=_dt(r[5]), session_id=r[6])
@@ -396,19 +372,25 @@ class SqliteWorkQueue:
 
     def active_count(self, queue: str) -> int:
         """Messages not completed or dead-lettered (scheduled and locked ones included)."""
-        row = self._sweep(queue).execute(
-            "SELECT COUNT(*) FROM messages WHERE queue = ? AND state = 'active'", (queue,)
-        ).fetchone()
+        row = (
+            self._sweep(queue)
+            .execute("SELECT COUNT(*) FROM messages WHERE queue = ? AND state = 'active'", (queue,))
+            .fetchone()
+        )
         return int(row[0])
 
     # --- admin helpers (not part of the port) ----------------------------------------------
 
     def peek(self, queue: str, *, max_messages: int | None = None) -> list[PeekedMessage]:
         """Active messages in send order, without locking them or counting a delivery."""
-        rows = self._sweep(queue).execute(
-            f"SELECT {_MSG_COLS} FROM messages WHERE queue = ? AND state = 'active' ORDER BY seq LIMIT ?",
-            (queue, -1 if max_messages is None else max_messages),
-        ).fetchall()
+        rows = (
+            self._sweep(queue)
+            .execute(
+                f"SELECT {_MSG_COLS} FROM messages WHERE queue = ? AND state = 'active' ORDER BY seq LIMIT ?",
+                (queue, -1 if max_messages is None else max_messages),
+            )
+            .fetchall()
+        )
         now = self._clock()
         return [PeekedMessage(**_fields(r), locked_until=_dt(r[9]) if r[9] and r[9] > now else None) for r in rows]
 
@@ -423,12 +405,7 @@ class SqliteWorkQueue:
 
     def close(self) -> None:
         """Close every connection this queue opened (in any thread)."""
-        self._closed = True
-        with self._connections_lock:
-            connections, self._connections = self._connections, []
-        for conn in connections:
-            conn.close()
-        self._local = threading.local()
+        self._db.close()
 
     def __repr__(self) -> str:
         return f"SqliteWorkQueue({str(self._path)!r})"
