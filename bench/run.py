@@ -34,19 +34,16 @@ def _percentile(values: list[float], pct: float) -> float:
 def cold_import(runs: int) -> dict[str, object]:
     """Median wall time of a fresh interpreter importing the app (and the SDK floor)."""
 
-    def measure(code: str) -> list[float]:
-        times = []
-        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)}
-        for _ in range(runs):
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)}
+    codes = {"app": "import function_app", "floor": "import azure.functions", "bare": "pass"}
+    times: dict[str, list[float]] = {name: [] for name in codes}
+    for round_ in range(runs + 1):  # interleaved, so machine noise hits all three alike
+        for name, code in codes.items():
             started = time.perf_counter()
             subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True)
-            times.append((time.perf_counter() - started) * 1000)
-        return times
-
-    measure("import function_app")  # warm the OS file cache once
-    app = measure("import function_app")
-    floor = measure("import azure.functions")
-    bare = measure("pass")
+            if round_:  # round 0 warms the OS file cache
+                times[name].append((time.perf_counter() - started) * 1000)
+    app, floor, bare = times["app"], times["floor"], times["bare"]
     return {
         "runs": runs,
         "import_function_app_ms": {
