@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -49,8 +50,6 @@ def _cmd_dev(args: argparse.Namespace) -> int:
 
     values = load_local_settings(Path(args.settings) if args.settings else None, root=Path.cwd())
     apply_to_environ(values)
-    import os
-
     import function_app
 
     hub = get_hub()

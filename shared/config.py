@@ -85,7 +85,6 @@ class Settings(BaseSettings):
     sync_stale_run_seconds: int = Field(3600, gt=0, validation_alias=_env("SYNC_STALE_RUN_SECONDS"))
     provider_base_urls: dict[str, str] = Field(default_factory=dict, validation_alias=_env("IHUB_PROVIDER_BASE_URLS"))
     http_timeout_seconds: float = Field(30.0, gt=0, validation_alias=_env("IHUB_HTTP_TIMEOUT_SECONDS"))
-    admin_base_url: str = Field("http://127.0.0.1:7071/api", validation_alias=_env("IHUB_ADMIN_BASE_URL"))
 
     @model_validator(mode="before")
     @classmethod

@@ -197,7 +197,7 @@ class SyncRun(Model):
     tenant_id: str
     integration_id: str
     stream: str
-    trigger: Literal["schedule", "webhook", "manual", "continuation"] = "schedule"
+    trigger: Literal["schedule", "webhook", "manual"] = "schedule"
     status: RunStatus = RunStatus.RUNNING
     pages: int = 0
     records_seen: int = 0

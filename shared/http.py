@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 
 import httpx
@@ -288,8 +288,3 @@ def retry_at_from_headers(
 
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
-
-
-def seconds_from_now(seconds: float) -> datetime:
-    """A UTC datetime ``seconds`` from now."""
-    return datetime.now(UTC) + timedelta(seconds=seconds)

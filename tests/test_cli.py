@@ -12,7 +12,7 @@ SECRET = "It's a Secret to Everybody"
 SIGNATURE = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
 
 
-def _verify(tmp_path: Path, body: bytes, *headers: str) -> subprocess.CompletedProcess[str]:
+def _verify(tmp_path: Path, body: bytes, *headers: str, provider: str = "github") -> subprocess.CompletedProcess[str]:
     body_file = tmp_path / "body"
     body_file.write_bytes(body)
     args = [
@@ -22,7 +22,7 @@ def _verify(tmp_path: Path, body: bytes, *headers: str) -> subprocess.CompletedP
         "webhooks",
         "verify",
         "--provider",
-        "github",
+        provider,
         "--secret",
         SECRET,
         "--body-file",
@@ -57,26 +57,7 @@ def test_legacy_sha1_alone_is_not_accepted(tmp_path: Path) -> None:
 
 
 def test_unknown_provider_and_bad_header_are_usage_errors(tmp_path: Path) -> None:
-    body = tmp_path / "b"
-    body.write_bytes(b"{}")
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "shared.cli",
-            "webhooks",
-            "verify",
-            "--provider",
-            "nope",
-            "--secret",
-            "s",
-            "--body-file",
-            str(body),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    bad = _verify(tmp_path, b"{}", provider="nope")
     assert bad.returncode == 2 and "unknown provider" in bad.stderr
     result = _verify(tmp_path, b"x", "no-colon-here")
     assert result.returncode == 2 and "is not 'Name: value'" in result.stderr

@@ -8,6 +8,7 @@ that duplicate detection drops.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timedelta
 
@@ -91,10 +92,12 @@ class SyncService:
                 )
 
     def checkpoint(self, integration: Integration, stream: str) -> Checkpoint:
-        self.ensure_checkpoints(integration)
-        found = self._repos.checkpoints.get(
-            integration.tenant_id, Checkpoint.key(integration.tenant_id, integration.id, stream)
-        )
+        """The stream's checkpoint (created on first use)."""
+        key = Checkpoint.key(integration.tenant_id, integration.id, stream)
+        found = self._repos.checkpoints.get(integration.tenant_id, key)
+        if found is None:
+            self.ensure_checkpoints(integration)
+            found = self._repos.checkpoints.get(integration.tenant_id, key)
         if found is None:
             raise NotFound(f"no checkpoint for stream {stream} of {integration.id}")
         return found
@@ -319,8 +322,6 @@ class SyncService:
         integration = self._repos.integrations.require(msg.tenant_id, msg.integration_id)
         payload = event.body
         if payload is None and event.body_blob:
-            import json
-
             payload = json.loads(self._blobs.get(self._blob_container, event.body_blob))
         work = self._adapters.adapter(integration.provider).webhook_work(event.event_type, payload)
         for entity in work.entities:

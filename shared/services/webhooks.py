@@ -71,7 +71,7 @@ class WebhookIntake:
         """Handle one delivery; errors come back as results with a precise status."""
         try:
             return self._receive(provider, integration_id, headers, body)
-        except (InvalidInput, NotFound) as exc:
+        except InvalidInput as exc:  # NotFound, Unauthenticated, PayloadTooLarge included
             status = getattr(exc, "status", 400)
             if status >= 500 or status == 401:
                 log.warning("webhook %s/%s rejected: %s", provider, integration_id, exc)
