@@ -52,14 +52,14 @@ def _check(response: httpx.Response, *expected: int) -> Any:
 def run_demo(*, once: bool, issues: int, port: int) -> int:
     """Run the scenario; returns the process exit code."""
     console = Console()
-    for noisy in ("httpx", "shared.devhost", "ihub"):  # the demo prints its own account of what happened
+    for noisy in ("httpx", "devtools.devhost", "ihub"):  # the demo prints its own account of what happened
         logging.getLogger(noisy).setLevel(logging.ERROR)
     from sandbox.github import GitHubSandbox
 
     sandbox = GitHubSandbox(token=SANDBOX_TOKEN, issues=issues, latency_seconds=0.2).start()
     port = _free_port(port)
     shutil.rmtree(DATA_DIR, ignore_errors=True)
-    from shared.devhost.settings_file import apply_to_environ, load_local_settings
+    from devtools.devhost.settings_file import apply_to_environ, load_local_settings
 
     apply_to_environ(load_local_settings(None, root=Path.cwd()))
     os.environ.update(
@@ -75,7 +75,7 @@ def run_demo(*, once: bool, issues: int, port: int) -> int:
         }
     )
     import function_app
-    from shared.devhost.host import DevHost
+    from devtools.devhost.host import DevHost
     from shared.runtime import get_hub, reset_hub
 
     reset_hub()

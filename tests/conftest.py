@@ -59,7 +59,7 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, github_sandbox: Any) ->
 def devhost(hub: Any) -> Iterator[Any]:
     """The dev host serving function_app on a free loopback port (timers off)."""
     import function_app
-    from shared.devhost.host import DevHost
+    from devtools.devhost.host import DevHost
 
     host = DevHost(
         function_app.app,

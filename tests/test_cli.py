@@ -18,7 +18,7 @@ def _verify(tmp_path: Path, body: bytes, *headers: str, provider: str = "github"
     args = [
         sys.executable,
         "-m",
-        "shared.cli",
+        "devtools.cli",
         "webhooks",
         "verify",
         "--provider",

@@ -20,10 +20,10 @@ import azure.functions as func
 import httpx
 import pytest
 
+from devtools.devhost import DevHost, apply_to_environ, discover_functions, load_local_settings, local_http_port
+from devtools.devhost.routes import RouteTemplateError, compile_route
 from shared.backends.local_events import LocalEventPublisher
 from shared.backends.sqlite_queue import SqliteWorkQueue
-from shared.devhost import DevHost, apply_to_environ, discover_functions, load_local_settings, local_http_port
-from shared.devhost.routes import RouteTemplateError, compile_route
 from shared.errors import ConfigurationError
 from shared.ports.events import EventEnvelope
 from shared.ports.queue import OutgoingMessage
@@ -289,7 +289,7 @@ def test_http_chunked_body_is_read_and_limited(host: DevHost) -> None:
 
 
 def test_http_500_on_exception_with_json_and_logged_traceback(host: DevHost, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="shared.devhost")
+    caplog.set_level(logging.INFO, logger="devtools.devhost")
     response = httpx.get(f"{host.base_url}/api/fail", headers={"x-functions-key": "ignored"})
     assert response.status_code == 500
     error = response.json()["error"]
@@ -309,7 +309,7 @@ def test_keep_alive_connection_survives_errors(host: DevHost) -> None:
 
 
 def test_invocation_log_lines(host: DevHost, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="shared.devhost")
+    caplog.set_level(logging.INFO, logger="devtools.devhost")
     httpx.get(f"{host.base_url}/api/items/1")
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("Executing 'Functions.items'") for m in messages)
@@ -494,7 +494,7 @@ from pathlib import Path
 import azure.functions as func
 
 from shared.backends.sqlite_queue import SqliteWorkQueue
-from shared.devhost import DevHost
+from devtools.devhost import DevHost
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 

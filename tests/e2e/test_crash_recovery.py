@@ -28,7 +28,7 @@ def _free_port() -> int:
 
 def _start_devhost(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "dev", "--port", str(port), "--no-timers"],
+        [sys.executable, "-m", "devtools.cli", "dev", "--port", str(port), "--no-timers"],
         cwd=ROOT,
         env=env,
         stdout=log.open("ab"),

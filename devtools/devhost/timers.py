@@ -18,7 +18,7 @@ from typing import Any
 
 from azure.functions.timer import TimerRequest
 
-from shared.devhost.bindings import TIMER_TRIGGER, FunctionSpec, resolve_expression
+from devtools.devhost.bindings import TIMER_TRIGGER, FunctionSpec, resolve_expression
 from shared.errors import ConfigurationError
 from shared.ncrontab import NCronTab
 

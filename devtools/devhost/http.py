@@ -29,8 +29,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
-from shared.devhost.bindings import FunctionSpec
-from shared.devhost.routes import Route, compile_route
+from devtools.devhost.bindings import FunctionSpec
+from devtools.devhost.routes import Route, compile_route
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "HttpFrontend", "HttpRouteTable"]
 

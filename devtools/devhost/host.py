@@ -3,12 +3,12 @@
 It reads the functions and their trigger bindings from the app itself (``app.get_functions()``)
 and serves or drives each trigger type against the embedded backends:
 
-- ``httpTrigger``: served on ``http://host:port/api/<route>`` (see :mod:`shared.devhost.http`;
+- ``httpTrigger``: served on ``http://host:port/api/<route>`` (see :mod:`devtools.devhost.http`;
   authorization keys are not enforced, like Core Tools);
 - ``timerTrigger``: fired on its NCRONTAB schedule (``%NAME%`` resolved from the settings);
 - ``serviceBusTrigger``: fed from the embedded queue with peek-lock (see
-  :mod:`shared.devhost.servicebus`);
-- ``eventGridTrigger``: fed from the local event log (see :mod:`shared.devhost.eventgrid`).
+  :mod:`devtools.devhost.servicebus`);
+- ``eventGridTrigger``: fed from the local event log (see :mod:`devtools.devhost.eventgrid`).
 
 Every invocation goes through :meth:`DevHost.invoke`, which logs ``Executing``/``Executed``
 lines like the Functions host. Crash safety comes from the queue's peek-lock: a host killed
@@ -32,7 +32,7 @@ from typing import Any
 
 import azure.functions as func
 
-from shared.devhost.bindings import (
+from devtools.devhost.bindings import (
     EVENT_GRID_TRIGGER,
     HTTP_TRIGGER,
     SERVICE_BUS_TRIGGER,
@@ -40,11 +40,11 @@ from shared.devhost.bindings import (
     FunctionSpec,
     discover_functions,
 )
-from shared.devhost.eventgrid import EventDispatcher
-from shared.devhost.http import DEFAULT_MAX_BODY_BYTES, HttpFrontend, HttpRouteTable
-from shared.devhost.invoke import Invoker
-from shared.devhost.servicebus import QueueBinding, QueuePump, build_queue_bindings
-from shared.devhost.timers import TimerScheduler, build_timer_jobs
+from devtools.devhost.eventgrid import EventDispatcher
+from devtools.devhost.http import DEFAULT_MAX_BODY_BYTES, HttpFrontend, HttpRouteTable
+from devtools.devhost.invoke import Invoker
+from devtools.devhost.servicebus import QueueBinding, QueuePump, build_queue_bindings
+from devtools.devhost.timers import TimerScheduler, build_timer_jobs
 from shared.ports.events import EventLog
 from shared.ports.queue import ReceivingWorkQueue
 
@@ -70,7 +70,7 @@ class DevHost:
         max_body_bytes: Largest accepted HTTP request body (413 above it).
         stop_timeout: Seconds :meth:`stop` waits for running invocations.
         route_prefix: HTTP route prefix (``host.json`` ``extensions.http.routePrefix``).
-        log: Logger (default ``shared.devhost``).
+        log: Logger (default ``devtools.devhost``).
     """
 
     def __init__(
@@ -102,7 +102,7 @@ class DevHost:
         self._max_body_bytes = max_body_bytes
         self._stop_timeout = stop_timeout
         self._route_prefix = route_prefix
-        self.log = log or logging.getLogger("shared.devhost")
+        self.log = log or logging.getLogger("devtools.devhost")
         self._invoker = Invoker(self.log)
         self._functions: list[FunctionSpec] | None = None
         self._timers: TimerScheduler | None = None

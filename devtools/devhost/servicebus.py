@@ -25,7 +25,7 @@ from typing import Any
 import azure.functions as func
 from azure.functions.servicebus import ServiceBusMessage
 
-from shared.devhost.bindings import SERVICE_BUS_TRIGGER, FunctionSpec, resolve_expression
+from devtools.devhost.bindings import SERVICE_BUS_TRIGGER, FunctionSpec, resolve_expression
 from shared.ports.queue import LockLost, ReceivedMessage, ReceivingWorkQueue
 
 __all__ = ["QueueBinding", "QueuePump", "build_queue_bindings", "to_servicebus_message"]

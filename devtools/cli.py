@@ -44,8 +44,8 @@ def _cmd_webhooks_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_dev(args: argparse.Namespace) -> int:
-    from shared.devhost.host import DevHost
-    from shared.devhost.settings_file import apply_to_environ, load_local_settings
+    from devtools.devhost.host import DevHost
+    from devtools.devhost.settings_file import apply_to_environ, load_local_settings
     from shared.runtime import get_hub
 
     values = load_local_settings(Path(args.settings) if args.settings else None, root=Path.cwd())
@@ -80,8 +80,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_settings(args: argparse.Namespace) -> int:
+    from devtools.devhost.settings_file import apply_to_environ, load_local_settings
     from shared.config import load_settings
-    from shared.devhost.settings_file import apply_to_environ, load_local_settings
 
     apply_to_environ(load_local_settings(None, root=Path.cwd()))
     settings = load_settings()

@@ -17,7 +17,7 @@ from typing import Any
 
 import azure.functions as func
 
-from shared.devhost.bindings import EVENT_GRID_TRIGGER, FunctionSpec
+from devtools.devhost.bindings import EVENT_GRID_TRIGGER, FunctionSpec
 from shared.ports.events import EventEnvelope, EventLog, LoggedEvent
 
 __all__ = ["EventDispatcher", "to_eventgrid_event"]

@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Collection, Coroutine
 from typing import Any
 
-from shared.devhost.bindings import FunctionSpec
+from devtools.devhost.bindings import FunctionSpec
 
 __all__ = ["Invoker"]
 
