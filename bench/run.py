@@ -5,7 +5,10 @@
 2. webhook_intake: verify + dedupe + persist + enqueue through the WebhookReceiver function
    (real ``azure.functions.HttpRequest``), embedded backends, pinned to one core.
 
-Usage: ``make bench`` or ``python bench/run.py [--imports N] [--webhooks N]``.
+Usage: ``make bench`` runs every benchmark; ``make bench ARGS='--only NAME'`` runs one
+(repeat ``--only`` for several). Each benchmark is a function registered in ``BENCHMARKS``;
+it returns a JSON-able dict, and the report maps benchmark names to those dicts. A run with
+``--only`` merges its results into the existing ``latest.json`` instead of dropping the rest.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,19 +139,37 @@ def webhook_intake(count: int) -> dict[str, object]:
     }
 
 
+# name -> (function taking the parsed args, one-line description). Add new benchmarks here.
+BENCHMARKS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, object]], str]] = {
+    "cold_import": (lambda a: cold_import(a.imports), "cold `import function_app` vs `import azure.functions`"),
+    "webhook_intake": (lambda a: webhook_intake(a.webhooks), "WebhookReceiver in-process, embedded backends"),
+}
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--imports", type=int, default=21)
-    parser.add_argument("--webhooks", type=int, default=10000)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS), help="run only this benchmark")
+    parser.add_argument("--imports", type=int, default=21, help="cold_import: fresh interpreters per variant")
+    parser.add_argument("--webhooks", type=int, default=10000, help="webhook_intake: deliveries")
     args = parser.parse_args()
-    print(f"cold import x{args.imports} ...", file=sys.stderr, flush=True)
-    report: dict[str, object] = {"python": sys.version.split()[0], "cold_import": cold_import(args.imports)}
-    print(f"webhook intake x{args.webhooks} ...", file=sys.stderr, flush=True)
-    report["webhook_intake"] = webhook_intake(args.webhooks)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
+    latest = out / "latest.json"
+    report: dict[str, object] = {}
+    if args.only and latest.exists():
+        try:
+            report = json.loads(latest.read_text())
+        except ValueError:
+            report = {}
+    report["python"] = sys.version.split()[0]
+    for name in args.only or list(BENCHMARKS):
+        fn, what = BENCHMARKS[name]
+        print(f"{name}: {what} ...", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        report[name] = fn(args)
+        print(f"{name}: done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     text = json.dumps(report, indent=2)
-    (out / "latest.json").write_text(text + "\n")
+    latest.write_text(text + "\n")
     print(text)
 
 
