@@ -41,7 +41,7 @@ from devtools.devhost.bindings import (
     discover_functions,
 )
 from devtools.devhost.eventgrid import EventDispatcher
-from devtools.devhost.http import DEFAULT_MAX_BODY_BYTES, HttpFrontend, HttpRouteTable
+from devtools.devhost.http import DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT, HttpFrontend, HttpRouteTable
 from devtools.devhost.invoke import Invoker
 from devtools.devhost.servicebus import QueueBinding, QueuePump, build_queue_bindings
 from devtools.devhost.timers import TimerScheduler, build_timer_jobs
@@ -70,6 +70,7 @@ class DevHost:
         max_body_bytes: Largest accepted HTTP request body (413 above it).
         stop_timeout: Seconds :meth:`stop` waits for running invocations.
         route_prefix: HTTP route prefix (``host.json`` ``extensions.http.routePrefix``).
+        read_timeout: Seconds an HTTP client may stay silent mid-request (408 after that).
         log: Logger (default ``devtools.devhost``).
     """
 
@@ -88,6 +89,7 @@ class DevHost:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         stop_timeout: float = 30.0,
         route_prefix: str = "api",
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
         log: logging.Logger | None = None,
     ) -> None:
         self._app = app
@@ -102,6 +104,7 @@ class DevHost:
         self._max_body_bytes = max_body_bytes
         self._stop_timeout = stop_timeout
         self._route_prefix = route_prefix
+        self._read_timeout = read_timeout
         self.log = log or logging.getLogger("devtools.devhost")
         self._invoker = Invoker(self.log)
         self._functions: list[FunctionSpec] | None = None
@@ -153,6 +156,7 @@ class DevHost:
                 log=self.log,
                 max_body_bytes=self._max_body_bytes,
                 route_prefix=self._route_prefix,
+                read_timeout=self._read_timeout,
             )
             self._http.start(self._host, self._port)
             try:
