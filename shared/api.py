@@ -2,35 +2,49 @@
 
 ``function_app.py`` imports this module lazily, inside function bodies, so importing the app
 stays cheap and does no I/O.
+
+Outside input is checked here before any service sees it: bodies are parsed by
+:mod:`shared.jsonio` (one set of JSON limits for every entry point), the tenant and every id
+in a path must be a *full* match of the id pattern, and any error becomes a JSON response
+with a bounded, ASCII-safe message, so building the error can never fail in turn.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
-from shared.domain import validation_message
-from shared.errors import HubError, InvalidInput, NotFound
-from shared.messages import parse_inbound, parse_outbound
+from shared import jsonio
+from shared.admin_page import help_page, render_admin_page
+from shared.domain import Integration, validation_message
+from shared.errors import HubError, InvalidInput, NotFound, RetryLater
+from shared.messages import parse_inbound, parse_outbound, valid_id
 from shared.runtime import Hub, get_hub
 
 log = logging.getLogger("ihub.api")
 
 TENANT_HEADER = "x-tenant-id"
-_TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+MAX_MESSAGE_CHARS = 2000
+_TENANT_HELP = (
+    f"send the tenant id in the {TENANT_HEADER} header (or as ?tenant=): 1-128 characters, letters, digits "
+    "and _ . : - , starting with a letter or digit"
+)
 
 
-def _json(status: int, body: Any) -> func.HttpResponse:
-    return func.HttpResponse(
-        json.dumps(body, default=_default, separators=(",", ":")), status_code=status, mimetype="application/json"
-    )
+def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> func.HttpResponse:
+    try:
+        text = json.dumps(body, default=_default, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        log.exception("response body could not be serialised")
+        status, text = 500, '{"error":"internal_error","message":"unexpected error; see the function logs"}'
+    return func.HttpResponse(text, status_code=status, mimetype="application/json", headers=dict(headers or {}))
 
 
 def _default(value: Any) -> Any:
@@ -39,13 +53,31 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def error_response(exc: Exception) -> func.HttpResponse:
-    """Readable JSON error with the status its class names."""
-    if isinstance(exc, ValidationError):
-        return _json(400, {"error": "invalid_input", "message": validation_message(exc)})
-    if isinstance(exc, HubError):
-        return _json(getattr(exc, "status", 500), {"error": exc.code, "message": str(exc)})
-    log.exception("unhandled error")
+def _bounded(message: str) -> str:
+    """An error message short enough to echo (it may quote caller input)."""
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return message[:MAX_MESSAGE_CHARS] + f"... ({len(message) - MAX_MESSAGE_CHARS} more characters)"
+
+
+def error_response(exc: BaseException) -> func.HttpResponse:
+    """Readable JSON error with the status its class names; never raises.
+
+    The message is truncated to :data:`MAX_MESSAGE_CHARS` and serialised with ASCII escapes,
+    so an echoed string (a lone surrogate, a megabyte of text) cannot break the response.
+    """
+    try:
+        if isinstance(exc, ValidationError):
+            return _json(400, {"error": "invalid_input", "message": _bounded(validation_message(exc))})
+        if isinstance(exc, HubError):
+            status = getattr(exc, "status", None)
+            headers: dict[str, str] = {}
+            if status is None and isinstance(exc, RetryLater):
+                status, headers = 503, {"Retry-After": "30"}
+            return _json(status or 500, {"error": exc.code, "message": _bounded(str(exc))}, headers)
+    except Exception:  # the error path must answer, whatever happens
+        log.exception("could not describe %s", type(exc).__name__)
+    log.error("unhandled error", exc_info=exc)
     return _json(500, {"error": "internal_error", "message": "unexpected error; see the function logs"})
 
 
@@ -54,17 +86,17 @@ def error_response(exc: Exception) -> func.HttpResponse:
 
 def webhook_receiver(req: func.HttpRequest) -> func.HttpResponse:
     """POST webhooks/{provider}/{integration_id}."""
-    hub = get_hub()
     try:
+        hub = get_hub()
         result = hub.webhooks.receive(
             req.route_params.get("provider", ""),
             req.route_params.get("integration_id", ""),
             req.headers,
             req.get_body(),
         )
-    except HubError as exc:
+    except Exception as exc:  # answered as JSON, with the status the error's class names
         return error_response(exc)
-    return _json(result.status, result.body)
+    return _json(result.status, result.body, result.headers)
 
 
 # ---------------------------------------------------------------------------- queues
@@ -110,96 +142,121 @@ def outbound_worker(body: bytes, message_id: str, delivery_count: int | None, se
 
 # ---------------------------------------------------------------------------- admin API
 
-Route = tuple[str, re.Pattern[str], Callable[..., Any]]
+Handler = Callable[..., tuple[Any, Any]]
+Route = tuple[str, re.Pattern[str], Handler]
+_ID = r"(?P<id>[^/]+)"
+
+
+class _Request:
+    """What a route handler needs from the HTTP request."""
+
+    def __init__(self, req: func.HttpRequest, tenant: str, body: Any) -> None:
+        self.tenant = tenant
+        self.params = req.params
+        self.body = body
+        self.url = req.url
+        self.base_url = _base_url(req.url)
+
+    def integration(self, integration: Integration) -> dict[str, Any]:
+        """An integration as the API shows it, with the webhook URL its provider should call."""
+        shown = integration.model_dump(mode="json")
+        shown["webhook_url"] = (
+            f"{self.base_url}/webhooks/{integration.provider}/{integration.id}" if self.base_url else None
+        )
+        return shown
+
+
+def _base_url(url: str) -> str:
+    """``scheme://host[:port]/<route prefix>`` of an admin request URL (``.../api/manage/...``)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    match = re.match(r"(.*?)/manage(?:/|$)", parts.path)
+    if not parts.scheme or not parts.netloc or match is None:
+        return ""
+    return f"{parts.scheme}://{parts.netloc}{match.group(1)}"
 
 
 def _routes(hub: Hub) -> list[Route]:
     a = hub.admin
 
-    def r(method: str, pattern: str, fn: Callable[..., Any]) -> Route:
-        return method, re.compile("^" + pattern + "$"), fn
+    def r(method: str, pattern: str, fn: Handler) -> Route:
+        return method, re.compile(pattern), fn
 
     return [
-        r("GET", r"", lambda t, q, b: ("html", render_page(hub, t))),
-        r("GET", r"integrations", lambda t, q, b: (200, a.list_integrations(t))),
-        r("POST", r"integrations", lambda t, q, b: (201, a.create_integration(t, b))),
-        r("GET", r"integrations/(?P<id>[^/]+)", lambda t, q, b, id: (200, a.get_integration(t, id))),
-        r("PUT", r"integrations/(?P<id>[^/]+)/credential", lambda t, q, b, id: (200, a.set_credential(t, id, b))),
-        r("POST", r"integrations/(?P<id>[^/]+)/sync", lambda t, q, b, id: (202, {"run_ids": a.trigger_sync(t, id, b)})),
+        r("GET", r"", lambda q: ("html", render_page(hub, q.tenant, q.params, q.url))),
+        r("GET", r"integrations", lambda q: (200, [q.integration(i) for i in a.list_integrations(q.tenant)])),
+        r("POST", r"integrations", lambda q: (201, q.integration(a.create_integration(q.tenant, q.body)))),
+        r("GET", rf"integrations/{_ID}", lambda q, id: (200, q.integration(a.get_integration(q.tenant, id)))),
+        r(
+            "PUT",
+            rf"integrations/{_ID}/credential",
+            lambda q, id: (200, q.integration(a.set_credential(q.tenant, id, q.body))),
+        ),
+        r("POST", rf"integrations/{_ID}/sync", lambda q, id: (202, {"run_ids": a.trigger_sync(q.tenant, id, q.body)})),
         r(
             "POST",
-            r"integrations/(?P<id>[^/]+)/changes",
-            lambda t, q, b, id: (202, {"idempotency_key": a.queue_change(t, id, b)}),
+            rf"integrations/{_ID}/changes",
+            lambda q, id: (202, {"idempotency_key": a.queue_change(q.tenant, id, q.body)}),
         ),
-        r("GET", r"integrations/(?P<id>[^/]+)/runs", lambda t, q, b, id: (200, a.list_runs(t, id, _limit(q)))),
-        r("GET", r"integrations/(?P<id>[^/]+)/records", lambda t, q, b, id: (200, a.list_records(t, id, _limit(q)))),
-        r("GET", r"integrations/(?P<id>[^/]+)/stats", lambda t, q, b, id: (200, a.stats(t, id))),
-        r("GET", r"dead-letters", lambda t, q, b: (200, a.list_dead_letters(t, _limit(q)))),
+        r("GET", rf"integrations/{_ID}/runs", lambda q, id: (200, a.list_runs(q.tenant, id, _limit(q.params)))),
+        r("GET", rf"integrations/{_ID}/records", lambda q, id: (200, a.list_records(q.tenant, id, _limit(q.params)))),
+        r("GET", rf"integrations/{_ID}/stats", lambda q, id: (200, a.stats(q.tenant, id))),
+        r("GET", r"dead-letters", lambda q: (200, a.list_dead_letters(q.tenant, _limit(q.params)))),
     ]
 
 
-def _limit(query: Any) -> int:
+def _limit(query: Mapping[str, str]) -> int:
     raw = query.get("limit", "50")
-    if not str(raw).isdigit() or not 1 <= int(raw) <= 1000:
+    if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= 1000:
         raise InvalidInput("limit: must be a whole number from 1 to 1000")
     return int(raw)
 
 
+def _tenant(req: func.HttpRequest) -> str:
+    tenant = req.headers.get(TENANT_HEADER) or req.params.get("tenant") or ""
+    if not tenant:
+        raise InvalidInput(f"no tenant: {_TENANT_HELP}", code="tenant_required")
+    if not valid_id(tenant):
+        raise InvalidInput(f"tenant {tenant[:140]!r} is not a valid tenant id: {_TENANT_HELP}", code="invalid_tenant")
+    return tenant
+
+
 def admin_api(req: func.HttpRequest) -> func.HttpResponse:
     """``manage/{*path}``: the admin API (function key required in Azure)."""
+    path = (req.route_params.get("path") or "").strip("/")
     try:
+        if path == "" and req.method == "GET" and not (req.headers.get(TENANT_HEADER) or req.params.get("tenant")):
+            return func.HttpResponse(help_page(req.url), status_code=400, mimetype="text/html")
+        tenant = _tenant(req)
         hub = get_hub()
-        path = (req.route_params.get("path") or "").strip("/")
-        tenant = req.headers.get(TENANT_HEADER) or req.params.get("tenant") or ""
-        if not _TENANT_RE.match(tenant):
-            raise InvalidInput(f"the {TENANT_HEADER} header (or ?tenant=) must name the tenant")
         body: Any = None
         if req.method in ("POST", "PUT", "PATCH"):
             raw = req.get_body()
             if raw:
-                try:
-                    body = json.loads(raw)
-                except ValueError as exc:
-                    raise InvalidInput(f"body is not valid JSON: {exc}") from None
+                body = jsonio.loads(raw, what="body")
         allowed = []
         for method, pattern, fn in _routes(hub):
-            match = pattern.match(path)
+            match = pattern.fullmatch(path)
             if not match:
                 continue
             allowed.append(method)
             if method == req.method:
-                status, result = fn(tenant, req.params, body, **match.groupdict())
+                ids = match.groupdict()
+                if not all(valid_id(value) for value in ids.values()):
+                    raise NotFound(f"no integration {ids.get('id', '')[:140]!r} for tenant {tenant}")
+                status, result = fn(_Request(req, tenant, body), **ids)
                 if status == "html":
                     return func.HttpResponse(result, status_code=200, mimetype="text/html")
                 return _json(status, result)
         if allowed:
             return _json(405, {"error": "method_not_allowed", "message": f"use {', '.join(allowed)}"})
-        raise NotFound(f"no admin route {path!r}")
-    except (HubError, ValidationError) as exc:
+        raise NotFound(f"no admin route {path[:140]!r}")
+    except Exception as exc:  # answered as JSON, with the status the error's class names
         return error_response(exc)
 
 
-def render_page(hub: Hub, tenant: str) -> str:
-    """A small read-only admin page: integrations, their counts and latest runs."""
-    rows = []
-    for integ in hub.admin.list_integrations(tenant):
-        stats = hub.admin.stats(tenant, integ.id)
-        runs = hub.admin.list_runs(tenant, integ.id, 5)
-        run_text = "<br>".join(
-            f"{html.escape(r.stream)} {html.escape(r.trigger)} {html.escape(r.status.value)} "
-            f"pages={r.pages} +{r.records_created} ~{r.records_updated} ={r.records_unchanged}"
-            for r in runs
-        )
-        rows.append(
-            f"<tr><td>{html.escape(integ.id)}</td><td>{html.escape(integ.provider)}</td>"
-            f"<td>{html.escape(integ.display_name)}</td><td>{html.escape(integ.status.value)}</td>"
-            f"<td>{stats['records']}</td><td>{stats['webhook_events']}</td><td>{run_text}</td></tr>"
-        )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Integration Hub</title>"
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}</style></head><body>"
-        f"<h1>Integration Hub</h1><p>Tenant <b>{html.escape(tenant)}</b></p>"
-        "<table><tr><th>id</th><th>provider</th><th>name</th><th>status</th><th>records</th>"
-        "<th>webhooks</th><th>latest runs</th></tr>" + "".join(rows) + "</table></body></html>"
-    )
+def render_page(hub: Hub, tenant: str, params: Mapping[str, str] | None = None, request_url: str = "") -> str:
+    """The tenant's admin page (see :mod:`shared.admin_page`)."""
+    return render_admin_page(hub, tenant, params or {}, request_url)

@@ -15,9 +15,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from shared import jsonio
 from shared.domain import Integration, doc_id, utcnow
 from shared.errors import ReauthRequired
 from shared.ports.secrets import SecretNotFound, SecretProperties, SecretStore
@@ -27,18 +29,26 @@ log = logging.getLogger("ihub.credentials")
 MANAGED_TAG = "ihub-managed"
 
 
+Token = Annotated[SecretStr, Field(min_length=1, max_length=8192)]
+
+
 class CredentialInput(BaseModel):
-    """What an operator (or the OAuth callback) hands us for one integration."""
+    """What an operator (or the OAuth callback) hands us for one integration.
+
+    Sizes are bounded so a bundle always fits one Key Vault secret (25 KB).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    access_token: SecretStr | None = None
-    refresh_token: SecretStr | None = None
-    token_type: str = "bearer"  # noqa: S105 - the OAuth token type
-    scope: str | None = None
+    access_token: Token | None = None
+    refresh_token: Token | None = None
+    token_type: str = Field("bearer", min_length=1, max_length=64)
+    scope: str | None = Field(None, max_length=2048)
     expires_at: datetime | None = None
-    webhook_secret: SecretStr | None = None
-    extra: dict[str, str] = Field(default_factory=dict)
+    webhook_secret: Annotated[SecretStr, Field(min_length=1, max_length=1024)] | None = None
+    extra: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=200)]] = Field(
+        default_factory=dict, max_length=16
+    )
 
 
 @dataclass(frozen=True)
@@ -166,8 +176,12 @@ class CredentialService:
         raw = self._load_plain(name)
         if raw is None:
             return None
-        token = json.loads(raw.get_secret_value()).get("access_token")
-        return SecretStr(token) if token else None
+        try:
+            bundle = jsonio.loads(raw.get_secret_value(), what="stored token bundle")
+        except jsonio.InvalidJson as exc:
+            raise ReauthRequired(f"the stored credential {name} is not a token bundle ({exc}); set it again") from None
+        token = bundle.get("access_token") if isinstance(bundle, dict) else None
+        return SecretStr(token) if isinstance(token, str) and token else None
 
 
 def _is_token(props: SecretProperties) -> bool:

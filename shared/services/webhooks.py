@@ -1,25 +1,37 @@
-"""Webhook intake: verify, dedupe, persist, enqueue - then acknowledge.
+"""Webhook intake: verify, dedupe, persist, enqueue - then acknowledge. And the sweeper.
 
-Order matters: nothing is stored before the signature checks out against the raw bytes,
-and the acknowledgement is sent only after the event is persisted and its work enqueued.
-A redelivery (same delivery id) is answered 200 without new state; if its work had not
-been enqueued yet (a crash between persist and enqueue), it is enqueued now, and the
-queue's duplicate detection makes that safe either way.
+Order matters: nothing is stored before the signature checks out against the raw bytes and
+the body has parsed under the hub's JSON limits (:mod:`shared.jsonio`), and the
+acknowledgement is sent only after the event is persisted and its work enqueued.
+
+The crash window between persist and enqueue is closed twice over:
+
+- a redelivery (same delivery id) of an event not yet processed re-sends its message;
+- :meth:`WebhookIntake.sweep` (called on every SyncScheduler tick) finds events still
+  ``received`` a while after they arrived and sends their message.
+
+Both send with the event id as the message id, so when the original send did happen, the
+queue's duplicate detection drops the copy; past the duplicate-detection window the worker's
+own check (an event already ``processed`` is skipped) keeps the effect exactly-once. The
+sweeper marks what it sent ``enqueued``, so each event is re-sent at most once. The intake
+itself does not write that marker: it would cost a third write per delivery and race the
+worker's own update of the event.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from shared.domain import WebhookEvent, WebhookStatus, doc_id
-from shared.errors import InvalidInput, NotFound, PayloadTooLarge, Unauthenticated
-from shared.messages import WebhookMessage, encode
+from shared import jsonio
+from shared.domain import WebhookEvent, WebhookStatus, doc_id, iso, utcnow
+from shared.errors import HubError, InvalidInput, NotFound, PayloadTooLarge, RetryLater, Unauthenticated
+from shared.messages import WebhookMessage, encode, valid_id
 from shared.ports.blobs import BlobStore
-from shared.ports.documents import DocumentExists
+from shared.ports.documents import DocumentExists, DocumentNotFound, PreconditionFailed, Where
 from shared.ports.queue import OutgoingMessage, WorkQueue
 from shared.services.connections import AdapterHub
 from shared.services.credentials import CredentialService
@@ -29,6 +41,8 @@ from shared.services.sync import session_of
 log = logging.getLogger("ihub.webhooks")
 
 KEPT_HEADERS = ("content-type", "user-agent")
+SWEEP_AFTER_SECONDS = 120
+SWEEP_BATCH = 200
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,7 @@ class IntakeResult:
 
     status: int
     body: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class WebhookIntake:
@@ -55,6 +70,7 @@ class WebhookIntake:
         max_body_bytes: int,
         inline_max_bytes: int,
         ttl_seconds: int,
+        sweep_after_seconds: int = SWEEP_AFTER_SECONDS,
     ) -> None:
         self._repos = repos
         self._credentials = credentials
@@ -66,18 +82,24 @@ class WebhookIntake:
         self._max_body = max_body_bytes
         self._inline_max = inline_max_bytes
         self._ttl = ttl_seconds
+        self._sweep_after = sweep_after_seconds
 
     def receive(self, provider: str, integration_id: str, headers: Mapping[str, str], body: bytes) -> IntakeResult:
         """Handle one delivery; errors come back as results with a precise status."""
         try:
             return self._receive(provider, integration_id, headers, body)
-        except InvalidInput as exc:  # NotFound, Unauthenticated, PayloadTooLarge included
+        except InvalidInput as exc:  # NotFound, Unauthenticated, PayloadTooLarge, InvalidJson included
             status = getattr(exc, "status", 400)
-            if status >= 500 or status == 401:
-                log.warning("webhook %s/%s rejected: %s", provider, integration_id, exc)
+            if status == 401:
+                log.warning("webhook %.40r/%.80r rejected: %s", provider, integration_id, exc)
             return IntakeResult(status, {"error": exc.code, "message": str(exc)})
+        except RetryLater as exc:  # the store or the queue is unavailable: not acknowledged, send again
+            log.warning("webhook %.40r/%.80r not accepted now: %s", provider, integration_id, exc)
+            return IntakeResult(503, {"error": exc.code, "message": str(exc)}, {"Retry-After": "30"})
 
     def _receive(self, provider: str, integration_id: str, headers: Mapping[str, str], body: bytes) -> IntakeResult:
+        if not valid_id(provider) or not valid_id(integration_id):
+            raise NotFound("no such webhook endpoint", code="unknown_integration")
         adapter = self._adapters.adapter(provider)
         spec = adapter.spec.webhook
         if spec is None:
@@ -96,12 +118,7 @@ class WebhookIntake:
         verdict = adapter.verify_webhook(headers, body, secret.get_secret_value())
         if not verdict.valid:
             raise Unauthenticated(verdict.reason, code="bad_signature")
-        try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise InvalidInput(f"body is not valid JSON: {exc}", code="malformed_body") from None
-        if not isinstance(payload, dict):
-            raise InvalidInput("body must be a JSON object", code="malformed_body")
+        payload = jsonio.loads_object(body, what="body")
         info = adapter.webhook_info(headers, payload)
         event_id = doc_id("wh", f"{integration.id}/{info.delivery_id}")
         event = WebhookEvent(
@@ -122,19 +139,60 @@ class WebhookIntake:
             event.body_blob = blob_name
         else:
             event.body = payload
-        duplicate = False
         try:
             self._repos.webhook_events.insert(event)
         except DocumentExists:
-            duplicate = True
             existing = self._repos.webhook_events.get(integration.tenant_id, event_id)
-            if existing is not None and existing.status == WebhookStatus.PROCESSED:
-                return IntakeResult(200, {"status": "duplicate", "event_id": event_id})
-        message = WebhookMessage(tenant_id=integration.tenant_id, integration_id=integration.id, event_id=event_id)
+            if existing is None or existing.status in (WebhookStatus.RECEIVED, WebhookStatus.ENQUEUED):
+                self._send(event)  # maybe never enqueued (a crash): duplicate detection drops a second copy
+            return IntakeResult(200, {"status": "duplicate", "event_id": event_id})
+        self._send(event)
+        return IntakeResult(202, {"status": "accepted", "event_id": event_id})
+
+    def _send(self, event: WebhookEvent) -> None:
+        message = WebhookMessage(tenant_id=event.tenant_id, integration_id=event.integration_id, event_id=event.id)
         self._queue.send(
             self._queue_name,
-            OutgoingMessage(encode(message), event_id, session_id=session_of(integration.tenant_id, integration.id)),
+            OutgoingMessage(encode(message), event.id, session_id=session_of(event.tenant_id, event.integration_id)),
         )
-        if duplicate:
-            return IntakeResult(200, {"status": "duplicate", "event_id": event_id})
-        return IntakeResult(202, {"status": "accepted", "event_id": event_id})
+
+    # ------------------------------------------------------------------ the sweeper
+
+    def sweep(self, now: datetime | None = None, *, limit: int = SWEEP_BATCH) -> list[str]:
+        """Enqueue events stored but never enqueued (a crash between persist and enqueue).
+
+        Finds events still ``received`` ``sweep_after_seconds`` after they arrived (oldest
+        first, at most ``limit``), sends each one's message under the event id - a copy of a
+        message that was sent is dropped by duplicate detection - and marks the event
+        ``enqueued`` so it is not sent again. A failure on one event is logged and the sweep
+        goes on; the next tick retries it.
+
+        Args:
+            now: The current time (tests).
+            limit: Most events handled in one sweep.
+
+        Returns:
+            The ids of the events (re-)enqueued.
+        """
+        cutoff = (now or utcnow()) - timedelta(seconds=self._sweep_after)
+        stale = self._repos.webhook_events.query(
+            None,
+            [Where("status", "=", WebhookStatus.RECEIVED.value), Where("received_at", "<=", iso(cutoff))],
+            order_by="received_at",
+            limit=limit,
+        )
+        swept: list[str] = []
+        for event in stale:
+            try:
+                self._send(event)
+                event.status = WebhookStatus.ENQUEUED
+                self._repos.webhook_events.save(event)
+            except (PreconditionFailed, DocumentNotFound):
+                pass  # the worker moved it on (or it expired) meanwhile: the message was sent, nothing to mark
+            except HubError as exc:
+                log.warning("sweeper could not enqueue webhook event %s: %s", event.id, exc)
+                continue
+            swept.append(event.id)
+        if swept:
+            log.warning("sweeper enqueued %d webhook event(s) stored but never enqueued", len(swept))
+        return swept
