@@ -44,28 +44,51 @@ def _cmd_webhooks_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_dev(args: argparse.Namespace) -> int:
-    from devtools.devhost.host import DevHost
-    from devtools.devhost.settings_file import apply_to_environ, load_local_settings
-    from shared.runtime import get_hub
-
-    values = load_local_settings(Path(args.settings) if args.settings else None, root=Path.cwd())
-    apply_to_environ(values)
-    import function_app
-
-    hub = get_hub()
-    if hub.settings.queue_backend != "sqlite":
-        print("error: the dev host delivers queue messages from the embedded queue only (IHUB_QUEUE_BACKEND=sqlite)")
+    """Run the app folder's function_app.py and host.json like ``func start`` (see README)."""
+    app_dir = Path(args.app_dir).resolve() if args.app_dir else Path.cwd()
+    settings_file = Path(args.settings).resolve() if args.settings else None
+    if not app_dir.is_dir():
+        print(f"error: --app-dir {app_dir} is not a folder", file=sys.stderr)
         return 2
-    host = DevHost(
-        function_app.app,
-        settings=dict(os.environ),
-        queue=hub.ports.queue,  # type: ignore[arg-type]
-        events=hub.ports.events if hub.settings.event_backend == "local" else None,  # type: ignore[arg-type]
-        port=args.port,
-        enable_timers=not args.no_timers,
-    )
-    host.start()
-    print(f"Integration Hub dev host on {host.base_url}/api (Ctrl-C to stop)", flush=True)
+    from devtools.devhost.app_loader import prefer_app_dir
+
+    os.chdir(app_dir)  # like func start: relative paths in the settings resolve inside the app folder
+    prefer_app_dir(app_dir)  # before anything imports the app's own packages (shared, adapters...)
+
+    from devtools.devhost.app_loader import load_function_app
+    from devtools.devhost.host import DevHost
+    from devtools.devhost.hostjson import HOST_JSON, load_host_config
+    from devtools.devhost.settings_file import apply_to_environ, load_local_settings, local_http_port
+    from shared.errors import ConfigurationError
+
+    try:
+        host_config = load_host_config(app_dir / HOST_JSON)
+        apply_to_environ(load_local_settings(settings_file, root=app_dir))
+        port = args.port if args.port is not None else local_http_port(settings_file, root=app_dir)
+        app, _ = load_function_app(app_dir)
+        from shared.runtime import get_hub
+
+        hub = get_hub()
+        if hub.settings.queue_backend != "sqlite":
+            message = "the dev host delivers queue messages from the embedded queue only (IHUB_QUEUE_BACKEND=sqlite)"
+            print(f"error: {message}", file=sys.stderr)
+            return 2
+        host = DevHost(
+            app,
+            settings=dict(os.environ),
+            queue=hub.ports.queue,  # type: ignore[arg-type]
+            events=hub.ports.events if hub.settings.event_backend == "local" else None,  # type: ignore[arg-type]
+            port=port,
+            enable_timers=not args.no_timers,
+            host_config=host_config,
+            functions=args.functions,
+            state_dir=hub.settings.data_dir,
+        )
+        host.start()
+    except ConfigurationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"Integration Hub dev host on {host.base_url}/{host_config.route_prefix} (Ctrl-C to stop)", flush=True)
     try:
         host.run_forever()
     finally:
@@ -96,9 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     dev = sub.add_parser("dev", help="run the function app in the local dev host")
-    dev.add_argument("--port", type=int, default=7071)
+    dev.add_argument("--app-dir", help="app folder with function_app.py and host.json (default: the current one)")
+    dev.add_argument("--port", type=int, help="HTTP port (default: Host.LocalHttpPort of the settings, else 7071)")
     dev.add_argument("--settings", help="settings file (default: local.settings.json, else the sample)")
     dev.add_argument("--no-timers", action="store_true", help="do not fire timer functions")
+    dev.add_argument("--functions", nargs="+", metavar="NAME", help="load only these functions (like func start)")
     dev.set_defaults(func=_cmd_dev)
 
     demo = sub.add_parser("demo", help="end-to-end demo on embedded backends and sandboxes")

@@ -26,7 +26,9 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Collection, Mapping
+from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -41,10 +43,14 @@ from devtools.devhost.bindings import (
     discover_functions,
 )
 from devtools.devhost.eventgrid import EventDispatcher
+from devtools.devhost.hostjson import HostConfig
 from devtools.devhost.http import DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT, HttpFrontend, HttpRouteTable
 from devtools.devhost.invoke import Invoker
 from devtools.devhost.servicebus import QueueBinding, QueuePump, build_queue_bindings
+from devtools.devhost.timer_state import TimerStateStore
 from devtools.devhost.timers import TimerScheduler, build_timer_jobs
+from devtools.devhost.validation import validate_functions
+from shared.errors import ConfigurationError
 from shared.ports.events import EventLog
 from shared.ports.queue import ReceivingWorkQueue
 
@@ -66,10 +72,16 @@ class DevHost:
         port: HTTP port; 0 picks a free one (see :attr:`base_url`).
         poll_interval: Seconds between polls of an empty queue or event log.
         enable_timers: Fire timers on their schedules (``fire_timer`` works either way).
-        max_concurrent_calls: Invocations at once per Service Bus function.
+        max_concurrent_calls: Invocations at once per Service Bus function; default from
+            ``host_config`` (``maxConcurrentSessions`` for session triggers, else ``maxConcurrentCalls``).
         max_body_bytes: Largest accepted HTTP request body (413 above it).
         stop_timeout: Seconds :meth:`stop` waits for running invocations.
-        route_prefix: HTTP route prefix (``host.json`` ``extensions.http.routePrefix``).
+        route_prefix: HTTP route prefix; default ``host_config.route_prefix``.
+        host_config: What ``host.json`` says (route prefix, ``functionTimeout``, Service Bus
+            settings); defaults when None.
+        functions: Load only these functions (like ``func start --functions``); None for all.
+        state_dir: Where timer leases and schedule-monitor status are kept (shared by every dev
+            host using the folder); None keeps them in this process.
         read_timeout: Seconds an HTTP client may stay silent mid-request (408 after that).
         log: Logger (default ``devtools.devhost``).
     """
@@ -85,11 +97,14 @@ class DevHost:
         port: int = 7071,
         poll_interval: float = 0.2,
         enable_timers: bool = True,
-        max_concurrent_calls: int = 4,
+        max_concurrent_calls: int | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         stop_timeout: float = 30.0,
-        route_prefix: str = "api",
+        route_prefix: str | None = None,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
+        host_config: HostConfig | None = None,
+        functions: Collection[str] | None = None,
+        state_dir: Path | None = None,
         log: logging.Logger | None = None,
     ) -> None:
         self._app = app
@@ -103,10 +118,15 @@ class DevHost:
         self._max_concurrent_calls = max_concurrent_calls
         self._max_body_bytes = max_body_bytes
         self._stop_timeout = stop_timeout
-        self._route_prefix = route_prefix
+        self.host_config = host_config or HostConfig()
+        self._route_prefix = self.host_config.route_prefix if route_prefix is None else route_prefix
         self._read_timeout = read_timeout
+        self._only = None if functions is None else set(functions)
+        self._state_dir = state_dir
+        self._state: TimerStateStore | None = None
+        self._host_id = f"devhost-{uuid.uuid4()}"
         self.log = log or logging.getLogger("devtools.devhost")
-        self._invoker = Invoker(self.log)
+        self._invoker = Invoker(self.log, function_timeout=self.host_config.function_timeout)
         self._functions: list[FunctionSpec] | None = None
         self._timers: TimerScheduler | None = None
         self._pumps: list[QueuePump] = []
@@ -119,9 +139,18 @@ class DevHost:
 
     @property
     def functions(self) -> list[FunctionSpec]:
-        """The app's functions, as read from ``app.get_functions()``."""
+        """The app's functions, as read from ``app.get_functions()`` (only the selected ones)."""
         if self._functions is None:
-            self._functions = discover_functions(self._app)
+            specs = discover_functions(self._app)
+            if self._only is not None:
+                unknown = self._only - {spec.name for spec in specs}
+                if unknown:
+                    raise ConfigurationError(
+                        f"no function named {', '.join(sorted(unknown))} "
+                        f"(functions: {', '.join(spec.name for spec in specs)})"
+                    )
+                specs = [spec for spec in specs if spec.name in self._only]
+            self._functions = specs
         return self._functions
 
     @property
@@ -135,6 +164,9 @@ class DevHost:
         """Resolve every binding, then start the HTTP server, pumps, dispatcher and timers.
 
         Raises:
+            FunctionIndexingError: A function breaks the host's indexing rules (invalid name,
+                binding name or route, or conflicting routes); one line per function, in the
+                host's words. Nothing is started then.
             ConfigurationError: A ``%NAME%`` setting is missing or a schedule is invalid (nothing
                 is started then).
             RouteTemplateError: An HTTP route template is malformed.
@@ -145,6 +177,9 @@ class DevHost:
             if self._started:
                 raise RuntimeError("the dev host is already started")
             functions = self.functions
+            validate_functions(functions)
+            for warning in self.host_config.warnings():
+                self.log.warning("%s", warning)
             timers = self._timer_scheduler()
             queue_bindings = build_queue_bindings(functions, self._settings)
             routes = HttpRouteTable(functions)
@@ -176,7 +211,9 @@ class DevHost:
                 self._queue,
                 invoke=self.invoke,
                 log=self.log,
-                max_concurrent_calls=self._max_concurrent_calls,
+                max_concurrent_calls=self._max_concurrent_calls or self.host_config.concurrency_for(
+                    sessions=binding.sessions
+                ),
                 poll_interval=self._poll_interval,
             )
             for binding in queue_bindings
@@ -228,6 +265,9 @@ class DevHost:
             )
         self._invoker.close()
         self._timers = None  # schedules are rebuilt on the next start
+        if self._state is not None:
+            self._state.close()
+            self._state = None
         self.log.info("dev host stopped")
         return clean
 
@@ -345,7 +385,11 @@ class DevHost:
     def _timer_scheduler(self) -> TimerScheduler:
         if self._timers is None:
             jobs = build_timer_jobs(self.functions, self._settings)
-            self._timers = TimerScheduler(jobs, invoke=self.invoke, log=self.log)
+            if self._state is None and self._state_dir is not None and jobs:
+                self._state = TimerStateStore(self._state_dir / "devhost-timers.sqlite")
+            self._timers = TimerScheduler(
+                jobs, invoke=self.invoke, log=self.log, state=self._state, owner=self._host_id
+            )
         return self._timers
 
     def _admin_trigger(self, name: str) -> int:
