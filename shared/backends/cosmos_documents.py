@@ -41,7 +41,7 @@ _RESERVED = frozenset(
 
 
 def _path(field: str) -> str:
-    if not isinstance(field, str) or not FIELD_RE.match(field):
+    if not isinstance(field, str) or not FIELD_RE.fullmatch(field):
         raise InvalidInput(f"invalid field name {field!r}: use dotted identifiers like 'state.watermark'")
     # Safe to embed: the regex admits only [A-Za-z0-9_.].
     return "c" + "".join(f'["{part}"]' if part.upper() in _RESERVED else f".{part}" for part in field.split("."))

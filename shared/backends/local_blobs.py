@@ -46,7 +46,7 @@ def validate_container_name(container: str) -> str:
     Raises:
         InvalidInput: The name breaks a rule.
     """
-    if not isinstance(container, str) or not _CONTAINER_RE.match(container):
+    if not isinstance(container, str) or not _CONTAINER_RE.fullmatch(container):
         raise InvalidInput(
             f"invalid container name {container!r}: use 3-63 lowercase letters, digits and single "
             "hyphens, starting and ending with a letter or digit"
@@ -97,7 +97,7 @@ def normalize_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
     """
     result: dict[str, str] = {}
     for key, value in (metadata or {}).items():
-        if not isinstance(key, str) or not _METADATA_KEY_RE.match(key):
+        if not isinstance(key, str) or not _METADATA_KEY_RE.fullmatch(key):
             raise InvalidInput(f"invalid metadata key {key!r}: use letters, digits and '_'")
         if not isinstance(value, str) or not value.isascii() or _CONTROL_RE.search(value):
             raise InvalidInput(f"metadata value for {key!r} must be printable ASCII text")

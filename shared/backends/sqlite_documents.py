@@ -137,7 +137,7 @@ def _field(field: str) -> tuple[str, str]:
     column = _COLUMNS.get(field)
     if column is not None:
         return column
-    if not isinstance(field, str) or not FIELD_RE.match(field):
+    if not isinstance(field, str) or not FIELD_RE.fullmatch(field):
         raise InvalidInput(f"invalid field name {field!r}: use dotted identifiers like 'state.watermark'")
     path = "'$." + field + "'"  # safe: the regex admits only [A-Za-z0-9_.]
     return f"json_extract(body, {path})", f"json_type(body, {path})"

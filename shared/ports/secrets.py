@@ -29,7 +29,7 @@ class SecretNotFound(HubError):
 
 def validate_secret_name(name: str) -> str:
     """Return ``name`` if it is a valid Key Vault secret name, else raise InvalidInput."""
-    if not SECRET_NAME_RE.match(name):
+    if not isinstance(name, str) or not SECRET_NAME_RE.fullmatch(name):
         raise InvalidInput(
             f"secret name {name!r} is invalid: use 1-127 characters of 0-9, a-z, A-Z and '-'",
             code="invalid_secret_name",

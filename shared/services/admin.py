@@ -12,23 +12,38 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain import (
     ID_PATTERN,
+    SYNCABLE_STATUSES,
     AppConnected,
     Integration,
     IntegrationStatus,
     Model,
     StreamConfig,
+    doc_id,
+    iso,
     new_id,
     utcnow,
 )
 from shared.errors import Conflict, InvalidInput
 from shared.messages import OutboundMessage, encode
-from shared.ports.documents import Where
+from shared.ports.documents import PARTITION_KEY, DocumentExists, Where
 from shared.ports.queue import OutgoingMessage, WorkQueue
 from shared.services.connections import AdapterHub
 from shared.services.credentials import CredentialInput, CredentialService
 from shared.services.events import DomainEvents
 from shared.services.repositories import Repositories
 from shared.services.sync import SyncService, session_of
+
+CLAIM_PARTITION = "_integration_ids"
+"""The one partition of the ``id_claims`` container (no tenant id can start with ``_``)."""
+
+
+def _id_taken(integration_id: str) -> Conflict:
+    """The one answer for an id that cannot be had: the same whoever holds it."""
+    return Conflict(
+        f"id: integration id {integration_id!r} is not available; choose another id, "
+        "or leave id out to get a generated one",
+        code="id_not_available",
+    )
 
 
 class NewIntegration(Model):
@@ -75,6 +90,8 @@ class AdminService:
         events: DomainEvents,
         queue: WorkQueue,
         outbound_queue: str,
+        *,
+        claims_container: str = "id_claims",
     ) -> None:
         self._repos = repos
         self._credentials = credentials
@@ -83,6 +100,7 @@ class AdminService:
         self._events = events
         self._queue = queue
         self._outbound_queue = outbound_queue
+        self._claims = claims_container
 
     def create_integration(self, tenant_id: str, body: Any) -> Integration:
         """Create an integration (status ``pending`` until a credential is set)."""
@@ -109,11 +127,41 @@ class AdminService:
                 "streams": [s.model_dump() for s in streams],
             }
         )
-        if self._repos.integrations.find(integration.id) is not None:
-            raise Conflict(f"id: integration {integration.id} already exists")
-        created = self._repos.integrations.create(integration)
+        self._claim_id(tenant_id, integration.id)
+        try:
+            created = self._repos.integrations.create(integration)
+        except DocumentExists:
+            raise _id_taken(integration.id) from None
         self._sync.ensure_checkpoints(created)
         return created
+
+    def _claim_id(self, tenant_id: str, integration_id: str) -> None:
+        """Claim ``integration_id`` for the tenant, atomically across tenants (409 when taken).
+
+        Webhook URLs carry no tenant, so an integration id must be unique across tenants.
+        Documents are partitioned by tenant and Cosmos DB has no cross-partition unique key,
+        so uniqueness comes from a claim document whose id derives from the integration id,
+        written create-if-absent into one fixed partition of the ``id_claims`` container:
+        of two concurrent creators exactly one create succeeds, on SQLite and on Cosmos.
+        A claim already held by the same tenant is reused (a create that crashed after
+        claiming can be retried). Integrations made before claims existed are found by id.
+        """
+        if self._repos.integrations.find(integration_id) is not None:
+            raise _id_taken(integration_id)
+        claim = {
+            "id": doc_id("idclaim", integration_id),
+            PARTITION_KEY: CLAIM_PARTITION,
+            "integration_id": integration_id,
+            "owner_tenant_id": tenant_id,
+            "claimed_at": iso(utcnow()),
+            "type": "id_claim",
+        }
+        try:
+            self._repos.store.create(self._claims, claim)
+        except DocumentExists:
+            held = self._repos.store.read(self._claims, CLAIM_PARTITION, claim["id"])
+            if held is None or held.get("owner_tenant_id") != tenant_id:
+                raise _id_taken(integration_id) from None
 
     def list_integrations(self, tenant_id: str) -> list[Integration]:
         return self._repos.integrations.query(tenant_id, order_by="created_at")
@@ -147,11 +195,7 @@ class AdminService:
         """Start a manual run of one stream (or all enabled streams); returns run ids."""
         req = SyncRequest.model_validate(body or {})
         integration = self.get_integration(tenant_id, integration_id)
-        if integration.status not in (
-            IntegrationStatus.CONNECTED,
-            IntegrationStatus.RATE_LIMITED,
-            IntegrationStatus.ERROR,
-        ):
+        if integration.status not in SYNCABLE_STATUSES:
             raise Conflict(f"integration {integration_id} is {integration.status.value}; set a credential first")
         names = [req.stream] if req.stream else [s.name for s in integration.streams if s.enabled]
         return [self._sync.start_run(integration, name, "manual") for name in names]
@@ -196,13 +240,14 @@ class AdminService:
         )
 
     def stats(self, tenant_id: str, integration_id: str) -> dict[str, int]:
+        """Counts for one integration: records, runs, webhook events and its dead letters."""
         self.get_integration(tenant_id, integration_id)
         where = [Where("integration_id", "=", integration_id)]
         return {
             "records": self._repos.records.count(tenant_id, where),
             "runs": self._repos.runs.count(tenant_id, where),
             "webhook_events": self._repos.webhook_events.count(tenant_id, where),
-            "dead_letters": self._repos.dead_letters.count(tenant_id),
+            "dead_letters": self._repos.dead_letters.count(tenant_id, where),
         }
 
     def list_dead_letters(self, tenant_id: str, limit: int = 50) -> list[Any]:
