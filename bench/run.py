@@ -139,10 +139,18 @@ def webhook_intake(count: int) -> dict[str, object]:
     }
 
 
+def devhost_webhooks_http() -> dict[str, object]:
+    """Signed webhooks over HTTP through a real ``ihub dev`` process vs in process (see bench/devhost_http.py)."""
+    from bench.devhost_http import devhost_webhooks_http as measure
+
+    return measure()
+
+
 # name -> (function taking the parsed args, one-line description). Add new benchmarks here.
 BENCHMARKS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, object]], str]] = {
     "cold_import": (lambda a: cold_import(a.imports), "cold `import function_app` vs `import azure.functions`"),
     "webhook_intake": (lambda a: webhook_intake(a.webhooks), "WebhookReceiver in-process, embedded backends"),
+    "devhost_webhooks_http": (lambda a: devhost_webhooks_http(), "8 HTTP clients through `ihub dev` vs in-process"),
 }
 
 
