@@ -1,0 +1,121 @@
+"""A webhook event stored but never enqueued is found and enqueued (issue 5, section 2).
+
+The crash window: the intake has persisted the event, then the queue send fails (the process
+dies, the queue is down). The provider got no acknowledgement. The SyncScheduler tick's
+sweep finds the event and enqueues it under the event id, so its work is done exactly once,
+also when the provider redelivers or the original message did go out after all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.domain import WebhookStatus
+from shared.ports.queue import OutgoingMessage
+from tests.conftest import TENANT, WEBHOOK_SECRET, connect_github
+
+
+class _CrashingSend:
+    """Wraps the queue: the next ``fail`` sends raise, as if the process died right there."""
+
+    def __init__(self, queue: Any, fail: int) -> None:
+        self._queue = queue
+        self.fail = fail
+        self.sent: list[tuple[str, bool]] = []  # (message id, accepted by the queue)
+
+    def send(self, queue: str, message: OutgoingMessage) -> bool:
+        if self.fail:
+            self.fail -= 1
+            raise OSError("simulated crash between persisting the event and enqueuing it")
+        accepted = bool(self._queue.send(queue, message))
+        self.sent.append((message.message_id, accepted))
+        return accepted
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._queue, name)
+
+
+@pytest.fixture
+def crash_once(hub: Any, monkeypatch: pytest.MonkeyPatch) -> _CrashingSend:
+    crashing = _CrashingSend(hub.ports.queue, fail=1)
+    monkeypatch.setattr(hub.webhooks, "_queue", crashing)
+    monkeypatch.setattr(hub.webhooks, "_sweep_after", 0)  # the tick looks at events of any age
+    return crashing
+
+
+def _deliver(sandbox: Any, devhost: Any, delivery_id: str, title: str) -> httpx.Response:
+    issue = sandbox.update_issue(1, title=title)
+    url = f"{devhost.base_url}/api/webhooks/github/gh-1"
+    payload = sandbox.issue_event_payload(issue)
+    return sandbox.send_webhook(url, WEBHOOK_SECRET, "issues", payload, delivery_id=delivery_id)  # type: ignore[no-any-return]
+
+
+def _processed_webhooks(hub: Any) -> int:
+    return sum(1 for e in hub.repos.webhook_events.query(TENANT) if e.status == WebhookStatus.PROCESSED)
+
+
+def test_sweeper_enqueues_an_event_stranded_by_a_crash_exactly_once(
+    github_sandbox: Any, devhost: Any, admin: httpx.Client, hub: Any, crash_once: _CrashingSend
+) -> None:
+    github_sandbox.seed(1)
+    connect_github(admin, github_sandbox)
+    inbound = hub.settings.sync_inbound_queue
+    delivery = str(uuid.uuid4())
+
+    crashed = _deliver(github_sandbox, devhost, delivery, "changed during the crash")
+    assert crashed.status_code == 500  # not acknowledged: the provider will send it again
+    [event] = hub.repos.webhook_events.query(TENANT)
+    assert event.status == WebhookStatus.RECEIVED
+    assert hub.ports.queue.active_count(inbound) == 0  # stranded: stored, never enqueued
+
+    devhost.fire_timer("SyncScheduler")  # the tick sweeps
+    assert crash_once.sent == [(event.id, True)]
+    assert hub.repos.webhook_events.get(TENANT, event.id).status == WebhookStatus.ENQUEUED
+    devhost.fire_timer("SyncScheduler")  # a second tick sends nothing more
+    assert crash_once.sent == [(event.id, True)]
+
+    assert devhost.drain(30)
+    assert hub.repos.webhook_events.get(TENANT, event.id).status == WebhookStatus.PROCESSED
+    [record] = admin.get("/integrations/gh-1/records").json()
+    assert record["data"]["title"] == "changed during the crash"
+
+    # the provider's redelivery of the same delivery is a duplicate: nothing new is enqueued
+    again = _deliver(github_sandbox, devhost, delivery, "changed during the crash")
+    assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    assert crash_once.sent == [(event.id, True)]
+    assert hub.repos.webhook_events.count(TENANT) == 1 and _processed_webhooks(hub) == 1
+
+
+def test_a_sweep_of_an_event_whose_message_did_go_out_is_dropped_as_a_duplicate(
+    github_sandbox: Any, devhost: Any, admin: httpx.Client, hub: Any, crash_once: _CrashingSend
+) -> None:
+    github_sandbox.seed(1)
+    connect_github(admin, github_sandbox)
+    crash_once.fail = 0
+    accepted = _deliver(github_sandbox, devhost, str(uuid.uuid4()), "normal delivery")
+    assert accepted.status_code == 202
+    event_id = accepted.json()["event_id"]
+    assert crash_once.sent == [(event_id, True)]  # queued, not yet processed: still "received"
+
+    assert hub.webhooks.sweep() == [event_id]  # re-sent under the same message id...
+    assert crash_once.sent == [(event_id, True), (event_id, False)]  # ...which duplicate detection dropped
+
+    assert devhost.drain(30)
+    assert _processed_webhooks(hub) == 1
+    assert hub.webhooks.sweep() == []
+
+
+def test_sweep_leaves_young_processed_and_failed_events_alone(
+    github_sandbox: Any, devhost: Any, admin: httpx.Client, hub: Any
+) -> None:
+    github_sandbox.seed(1)
+    connect_github(admin, github_sandbox)
+    accepted = _deliver(github_sandbox, devhost, str(uuid.uuid4()), "young")
+    assert accepted.status_code == 202
+    assert hub.webhooks.sweep() == []  # younger than the grace period: its own send is in flight
+    assert devhost.drain(30)
+    assert hub.webhooks.sweep(limit=10) == []
