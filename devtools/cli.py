@@ -103,11 +103,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_settings(args: argparse.Namespace) -> int:
-    from devtools.devhost.settings_file import apply_to_environ, load_local_settings
-    from shared.config import load_settings
+    from devtools.devhost.settings_file import settings_from_files
 
-    apply_to_environ(load_local_settings(None, root=Path.cwd()))
-    settings = load_settings()
+    settings = settings_from_files(root=Path.cwd())  # the environment wins over local.settings.json
     for name, value in settings.model_dump().items():
         print(f"{name} = {value}")
     return 0

@@ -592,3 +592,32 @@ def test_apply_to_environ_keeps_real_environment() -> None:
     applied = apply_to_environ({"A": "file", "B": "file"}, environ)
     assert applied == ["B"]
     assert environ == {"A": "real", "B": "file"}
+
+
+def test_settings_source_reads_values_behind_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from devtools.devhost.settings_file import settings_from_files
+
+    values = {"IHUB_DATA_DIR": "from-file", "SYNC_INBOUND_QUEUE": "file-queue", "IHUB_HTTP_TIMEOUT_SECONDS": 7}
+    (tmp_path / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": values}))
+    monkeypatch.delenv("IHUB_DATA_DIR", raising=False)
+    monkeypatch.delenv("IHUB_HTTP_TIMEOUT_SECONDS", raising=False)
+    monkeypatch.setenv("SYNC_INBOUND_QUEUE", "env-queue")
+    settings = settings_from_files(root=tmp_path)
+    assert settings.data_dir == Path("from-file")
+    assert settings.http_timeout_seconds == 7.0
+    assert settings.sync_inbound_queue == "env-queue"  # the real environment wins, as with Core Tools
+
+
+def test_settings_file_shape_errors_name_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "local.settings.json"
+    path.write_text(json.dumps({"IsEncrypted": True, "Values": {}}))
+    with pytest.raises(ConfigurationError, match="encrypted"):
+        load_local_settings(path)
+    path.write_text(json.dumps({"Values": {}, "Host": {"LocalHttpPort": 70000}}))
+    with pytest.raises(ConfigurationError, match=r"Host\.LocalHttpPort"):
+        local_http_port(path)
+    path.write_text(json.dumps({"Values": {}, "Host": {"LocalHttpPort": "7071"}}))
+    with pytest.raises(ConfigurationError, match=r"Host\.LocalHttpPort"):
+        local_http_port(path)
