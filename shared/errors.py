@@ -45,6 +45,19 @@ class RateLimited(RetryLater):
     code = "rate_limited"
 
 
+class WriteConflict(RetryLater):
+    """Another writer changed the document first (an ETag precondition failed).
+
+    Never the caller's fault and never permanent: a service re-reads and re-applies its
+    change where it can; when one escapes to a queue handler the message is rescheduled
+    (``RetryLater``), and an HTTP caller gets 409 and may simply try again. The document
+    store's ``PreconditionFailed`` is this class.
+    """
+
+    code = "write_conflict"
+    status = 409
+
+
 class ReauthRequired(HubError):
     """The credential was rejected: the connection needs new tokens."""
 
@@ -52,9 +65,30 @@ class ReauthRequired(HubError):
 
 
 class SkipRecord(HubError):
-    """This one record cannot be processed; the rest of the page can."""
+    """This one item (a record, a webhook event, a pushed change) cannot be processed.
+
+    A per-item problem - a payload that cannot be mapped, a change for a record the hub does
+    not know - says nothing about the connection: the item is reported (a failed webhook
+    event, a dead letter with this reason) and the integration's status is left alone.
+    """
 
     code = "skip_record"
+
+
+class UnexpectedError(HubError):
+    """A bug or an unclassified failure, given up on after the message's last delivery.
+
+    Wraps the original exception's type and (redacted) message so the run can be failed and
+    the integration's status can explain it.
+    """
+
+    code = "unexpected_error"
+
+
+class QueueDeadLettered(HubError):
+    """The queue itself dead-lettered a message (e.g. ``MaxDeliveryCountExceeded``)."""
+
+    code = "queue_dead_lettered"
 
 
 class FailRun(HubError):

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from shared.errors import Conflict, HubError
+from shared.errors import Conflict, HubError, WriteConflict
 
 Document = dict[str, Any]
 Op = Literal["=", "!=", "<", "<=", ">", ">=", "in"]
@@ -32,8 +32,11 @@ class DocumentExists(Conflict):
     code = "document_exists"
 
 
-class PreconditionFailed(Conflict):
-    """The ``if_match`` ETag no longer matches (someone else wrote first)."""
+class PreconditionFailed(WriteConflict):
+    """The ``if_match`` ETag no longer matches (someone else wrote first).
+
+    A :class:`~shared.errors.WriteConflict`: retryable, never invalid input.
+    """
 
     code = "precondition_failed"
 

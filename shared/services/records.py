@@ -24,7 +24,11 @@ class RecordWriter:
         self._records = records
 
     def upsert(self, integration: Integration, entity: Entity) -> WriteResult:
-        """Create, update (when the content changed and is not older), or leave alone."""
+        """Create, update (when the content changed and is not older), or leave alone.
+
+        A concurrent writer of the same record (a webhook and a page, two pages) makes the
+        conditional write fail; the record is then re-read and the decision made again.
+        """
         rec_id = StoredRecord.make_id(integration.tenant_id, integration.id, entity.entity_type, entity.external_id)
         digest = content_hash(entity.data)
         for _ in range(3):
@@ -59,4 +63,5 @@ class RecordWriter:
             except PreconditionFailed:
                 continue
             return WriteResult.UPDATED
-        raise PreconditionFailed(f"record {rec_id} kept changing under us; will retry the page")
+        # a WriteConflict: the queue handler reschedules the page, and re-processing it is a no-op
+        raise PreconditionFailed(f"record {rec_id} kept changing under other writers; the page will be retried")
