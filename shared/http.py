@@ -9,6 +9,7 @@ queue handler reschedules the message for then.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
@@ -26,6 +27,10 @@ from shared.errors import HubError, RateLimited, RetryLater
 log = logging.getLogger("ihub.http")
 
 SendFn = Callable[[httpx.Request, "RequestContext"], httpx.Response]
+
+DEFAULT_MAX_WAIT_SECONDS = 3900.0
+"""Longest wait any provider header may impose unless the caller names another maximum: an
+hour-long rate-limit window (GitHub's) plus five minutes for clock skew."""
 
 _REDACT_QUERY = re.compile(
     r"(?i)([?&](?:[^=&#]*[_-])?(?:token|code|secret|password|passwd|key|apikey|sig|signature|assertion)=)[^&#]*"
@@ -155,10 +160,19 @@ class RateLimitPolicy:
         state: RateLimitState,
         observe: Callable[[httpx.Response], float | None],
         clock: Callable[[], float] = time.time,
+        *,
+        max_block_seconds: float = DEFAULT_MAX_WAIT_SECONDS,
     ) -> None:
         self._state = state
         self._observe = observe
         self._clock = clock
+        self._max_block = max_block_seconds
+
+    def _block(self, key: str, until: float) -> None:
+        """Block ``key`` until ``until``, never longer than ``max_block_seconds`` from now."""
+        if math.isnan(until):
+            return
+        self._state.block(key, min(until, self._clock() + self._max_block))
 
     def send(self, request: httpx.Request, ctx: RequestContext, next_: SendFn) -> httpx.Response:
         key = f"{ctx.provider}:{ctx.connection_key}"
@@ -172,14 +186,14 @@ class RateLimitPolicy:
             response = next_(request, ctx)
         except RateLimited as exc:  # the provider said stop: nobody on this connection calls before then
             if exc.retry_at is not None:
-                self._state.block(key, exc.retry_at.timestamp())
+                self._block(key, exc.retry_at.timestamp())
             raise
         ctx.rate_limit = {
             k: v for k, v in response.headers.items() if "ratelimit" in k.lower() or k.lower() == "retry-after"
         }
         block = self._observe(response)
         if block is not None and block > self._clock():
-            self._state.block(key, block)
+            self._block(key, block)
         return response
 
 
@@ -256,6 +270,65 @@ class LoggingPolicy:
         return response
 
 
+_MAX_HEADER_CHARS = 100
+
+
+def parse_wait(
+    value: str | None, *, now: float, max_wait: float = DEFAULT_MAX_WAIT_SECONDS, epoch: bool = False
+) -> float | None:
+    """Seconds to wait named by one header value, clamped to ``[0, max_wait]``.
+
+    Accepts delta seconds (``120``, ``1.5``, ``1e3``), an HTTP-date (RFC 9110, e.g.
+    ``Wed, 21 Oct 2015 07:28:00 GMT``) or, with ``epoch``, epoch seconds. Absurd values are
+    clamped (``inf`` or ``1e20`` wait ``max_wait``; a negative or past time waits 0); values
+    that name no time (``NaN``, garbage, empty, overlong) give None, so the caller can fall
+    back to another header or its default. Never raises.
+
+    Args:
+        value: The raw header value (None when absent).
+        now: Epoch seconds now.
+        max_wait: The longest wait to return.
+        epoch: The value is an epoch time (a reset header), not a delay.
+
+    Returns:
+        The wait in seconds, or None.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text or len(text) > _MAX_HEADER_CHARS:
+        return None
+    try:
+        number: float | None = None if "_" in text else float(text)
+    except ValueError:
+        number = None
+    if number is not None:
+        if math.isnan(number):
+            return None
+        wait = number - now if epoch else number
+    else:
+        if epoch:
+            return None
+        at = _http_date(text)
+        if at is None:
+            return None
+        wait = at - now
+    return min(max(wait, 0.0), max(max_wait, 0.0))
+
+
+def _http_date(text: str) -> float | None:
+    """Epoch seconds of an HTTP-date (naive dates are UTC), or None when it is not one."""
+    from email.utils import parsedate_to_datetime
+
+    try:
+        moment = parsedate_to_datetime(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
+        return None
+
+
 def retry_at_from_headers(
     response: httpx.Response,
     *,
@@ -263,27 +336,41 @@ def retry_at_from_headers(
     reset_header: str | None = None,
     reset_kind: str = "epoch_seconds",
     now: float | None = None,
+    max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS,
 ) -> datetime | None:
-    """When the provider says to come back: ``Retry-After`` first, then a reset header."""
-    now = time.time() if now is None else now
-    value = response.headers.get(retry_after_header)
-    if value:
-        try:
-            return datetime.fromtimestamp(now + float(value), UTC)
-        except ValueError:
-            from email.utils import parsedate_to_datetime
+    """When the provider says to come back: ``Retry-After`` first, then a reset header.
 
-            try:
-                return parsedate_to_datetime(value).astimezone(UTC)
-            except (TypeError, ValueError):
-                pass
-    if reset_header and (reset := response.headers.get(reset_header)):
-        try:
-            number = float(reset)
-        except ValueError:
-            return None
-        return datetime.fromtimestamp(number if reset_kind == "epoch_seconds" else now + number, UTC)
-    return None
+    Both are parsed by :func:`parse_wait`: the result is never earlier than ``now`` nor later
+    than ``now + max_wait_seconds``, and an unusable value counts as absent.
+    """
+    now = time.time() if now is None else now
+    wait = parse_wait(response.headers.get(retry_after_header), now=now, max_wait=max_wait_seconds)
+    if wait is None and reset_header:
+        wait = parse_wait(
+            response.headers.get(reset_header), now=now, max_wait=max_wait_seconds, epoch=reset_kind == "epoch_seconds"
+        )
+    return None if wait is None else datetime.fromtimestamp(now + wait, UTC)
+
+
+_REDACT_TEXT = (
+    (re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 ***"),
+    (
+        re.compile(
+            r"(?i)([\"']?\b[\w-]*(?:token|secret|password|passwd|apikey|api_key|signature|assertion|credential)"
+            r"[\w-]*[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,;}]+"
+        ),
+        r"\1***",
+    ),
+    (re.compile(r"(?i)\b(sha(?:1|256)=)[0-9a-f]{16,}"), r"\1***"),
+)
+
+
+def redact_text(text: str) -> str:
+    """Free text (an exception message) with credentials, tokens and signatures replaced by ``***``."""
+    text = redact_url(text)
+    for pattern, replacement in _REDACT_TEXT:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def _iso(epoch: float) -> str:

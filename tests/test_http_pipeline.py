@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 import shared.http as http_module
@@ -428,9 +430,14 @@ def test_retry_after_seconds() -> None:
 
 
 def test_retry_after_http_date() -> None:
-    at = retry_at_from_headers(headers_response(retry_after="Wed, 21 Oct 2015 07:28:00 GMT"), now=NOW)
-    assert at == datetime(2015, 10, 21, 7, 28, tzinfo=UTC)
+    at = retry_at_from_headers(headers_response(retry_after="Mon, 01 Jan 2024 00:10:00 GMT"), now=NOW)
+    assert at == FROZEN + timedelta(minutes=10)
     assert at is not None and at.tzinfo is not None
+
+
+def test_retry_after_http_date_in_the_past_means_now() -> None:
+    at = retry_at_from_headers(headers_response(retry_after="Wed, 21 Oct 2015 07:28:00 GMT"), now=NOW)
+    assert at == FROZEN
 
 
 def test_epoch_reset_header() -> None:
@@ -465,3 +472,136 @@ def test_garbage_retry_after_falls_back_to_reset_then_none() -> None:
 
 def test_no_headers_means_no_time() -> None:
     assert retry_at_from_headers(httpx.Response(503), reset_header="x-ratelimit-reset", now=NOW) is None
+
+
+# ---------------------------------------------------------------------------------------- absurd headers (issue 5)
+
+MAX = 3600.0
+
+
+@pytest.mark.parametrize(
+    ("value", "wait"),
+    [
+        ("inf", MAX),
+        ("Infinity", MAX),
+        ("1e20", MAX),
+        ("1e309", MAX),  # overflows to inf
+        ("99999999999999999999999", MAX),
+        ("-5", 0.0),
+        ("-inf", 0.0),
+        ("0", 0.0),
+        (" 7 ", 7.0),
+        ("1.5", 1.5),
+        ("Thu, 01 Jan 2099 00:00:00 GMT", MAX),  # far future date: clamped
+        ("Sun, 31 Dec 2023 23:00:00 GMT", 0.0),  # past date: now
+    ],
+)
+def test_absurd_retry_after_is_clamped(value: str, wait: float) -> None:
+    at = retry_at_from_headers(headers_response(retry_after=value), now=NOW, max_wait_seconds=MAX)
+    assert at == FROZEN + timedelta(seconds=wait)
+
+
+@pytest.mark.parametrize(
+    "value", ["nan", "NaN", "soon", "1_000", "", "   ", "Fri, 31 Dec 99999 23:59:59 GMT", "x" * 500]
+)
+def test_retry_after_naming_no_time_is_ignored(value: str) -> None:
+    assert retry_at_from_headers(headers_response(retry_after=value), now=NOW) is None
+
+
+@pytest.mark.parametrize(
+    ("reset", "kind", "wait"),
+    [
+        ("inf", "epoch_seconds", MAX),
+        ("1e20", "epoch_seconds", MAX),
+        ("-1", "epoch_seconds", 0.0),
+        ("1e20", "delta_seconds", MAX),
+        ("-30", "delta_seconds", 0.0),
+    ],
+)
+def test_absurd_reset_header_is_clamped(reset: str, kind: str, wait: float) -> None:
+    response = headers_response(x_ratelimit_reset=reset)
+    at = retry_at_from_headers(
+        response, reset_header="x-ratelimit-reset", reset_kind=kind, now=NOW, max_wait_seconds=MAX
+    )
+    assert at == FROZEN + timedelta(seconds=wait)
+
+
+def test_nan_reset_header_is_ignored() -> None:
+    response = headers_response(x_ratelimit_reset="nan")
+    assert retry_at_from_headers(response, reset_header="x-ratelimit-reset", now=NOW) is None
+
+
+HEADER_TEXT = st.one_of(
+    st.text(max_size=60),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.floats(allow_nan=True, allow_infinity=True).map(str),
+    st.integers(min_value=-(10**30), max_value=10**30).map(str),
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)).map(
+        lambda d: d.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    ),
+    st.from_regex(r"[A-Za-z]{3}, \d{1,3} [A-Za-z]{3} -?\d{1,7} \d\d:\d\d:\d\d [A-Z+-]{0,5}\d{0,4}", fullmatch=True),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    retry_after=st.none() | HEADER_TEXT,
+    reset=st.none() | HEADER_TEXT,
+    kind=st.sampled_from(["epoch_seconds", "delta_seconds"]),
+    max_wait=st.floats(min_value=0, max_value=1e6),
+)
+def test_header_parser_never_raises_and_stays_within_now_and_max(
+    retry_after: str | None, reset: str | None, kind: str, max_wait: float
+) -> None:
+    headers = {}
+    for name, value in (("retry-after", retry_after), ("x-ratelimit-reset", reset)):
+        if value is not None:
+            clean = value.encode("ascii", "ignore").decode().replace("\r", " ").replace("\n", " ")
+            headers[name] = clean
+    response = httpx.Response(429, headers=headers)
+    at = retry_at_from_headers(
+        response, reset_header="x-ratelimit-reset", reset_kind=kind, now=NOW, max_wait_seconds=max_wait
+    )
+    if at is not None:
+        assert FROZEN <= at <= FROZEN + timedelta(seconds=max_wait) + timedelta(microseconds=1)
+
+
+def test_rate_limit_policy_never_blocks_longer_than_the_maximum() -> None:
+    clock = Clock(FROZEN.timestamp())
+    state = RateLimitState(clock)
+    transport = Transport(limited_answer(0, 1e18))
+    pipe = pipeline(transport, RateLimitPolicy(state, observe, clock=clock, max_block_seconds=60))
+    send(pipe)
+    assert state.blocked_until("example:tenant:integration") == clock.now + 60
+
+
+def test_github_429_with_infinite_retry_after_is_rate_limited_for_the_maximum() -> None:
+    """The issue's repro: ``Retry-After: inf`` raised OverflowError and the 429 was ignored."""
+    transport = Transport(httpx.Response(429, headers={"Retry-After": "inf"}, json={"message": "slow down"}))
+    adapter = GitHubAdapter(transport=transport.mock, max_wait_seconds=900)
+    conn = Connection("t", "i", "https://api.github.com", SecretStr("gho_abc"))
+    before = datetime.now(UTC)
+    try:
+        with pytest.raises(RateLimited) as info:
+            adapter.send(conn, "GET", URL)
+        with pytest.raises(RateLimited):  # blocked: the second call is not sent
+            adapter.send(conn, "GET", URL)
+    finally:
+        adapter.close()
+    assert len(transport.requests) == 1
+    assert info.value.retry_at is not None
+    assert before + timedelta(seconds=899) <= info.value.retry_at <= datetime.now(UTC) + timedelta(seconds=900)
+
+
+@pytest.mark.parametrize("value", ["1e20", "-3", "nan", "garbage", "Wed, 21 Oct 2015 07:28:00 GMT"])
+def test_github_503_with_absurd_retry_after_is_retry_later(value: str) -> None:
+    transport = Transport(httpx.Response(503, headers={"Retry-After": value}, json={"message": "down"}))
+    adapter = GitHubAdapter(transport=transport.mock, max_wait_seconds=900)
+    conn = Connection("t", "i", "https://api.github.com", SecretStr("gho_abc"))
+    try:
+        with pytest.raises(RetryLater) as info:
+            adapter.send(conn, "GET", URL)
+    finally:
+        adapter.close()
+    at = info.value.retry_at
+    assert at is None or at <= datetime.now(UTC) + timedelta(seconds=900)

@@ -23,6 +23,7 @@ from adapters.base.paths import get_path
 from adapters.base.spec import ProviderSpec, StreamSpec
 from shared.errors import FailRun, HubError, InvalidInput, RateLimited, ReauthRequired, RetryLater, SkipRecord
 from shared.http import (
+    DEFAULT_MAX_WAIT_SECONDS,
     AuthPolicy,
     LoggingPolicy,
     Pipeline,
@@ -106,14 +107,19 @@ class Adapter:
         rate_limits: RateLimitState | None = None,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 30.0,
+        max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS,
     ) -> None:
         client = httpx.Client(transport=transport, timeout=timeout, headers=dict(self.spec.default_headers))
         retry = self.spec.retry
+        self.max_wait_seconds = max_wait_seconds
+        """Longest wait a provider header may impose (``IHUB_MAX_RETRY_WAIT_SECONDS``)."""
         self._pipeline = Pipeline(
             [
                 RequestIdPolicy(),
                 AuthPolicy(auth_strategy_for(self.spec.auth)),
-                RateLimitPolicy(rate_limits or RateLimitState(), self.observe_rate_limit),
+                RateLimitPolicy(
+                    rate_limits or RateLimitState(), self.observe_rate_limit, max_block_seconds=max_wait_seconds
+                ),
                 RetryPolicy(
                     self.classify_error,
                     max_attempts=retry.max_attempts,
@@ -216,7 +222,12 @@ class Adapter:
         if spec.remaining_header and spec.reset_header:
             remaining = response.headers.get(spec.remaining_header)
             if remaining is not None and remaining.strip() == "0":
-                at = retry_at_from_headers(response, reset_header=spec.reset_header, reset_kind=spec.reset_kind)
+                at = retry_at_from_headers(
+                    response,
+                    reset_header=spec.reset_header,
+                    reset_kind=spec.reset_kind,
+                    max_wait_seconds=self.max_wait_seconds,
+                )
                 if at is not None:
                     return at.timestamp()
         return None
@@ -236,12 +247,15 @@ class Adapter:
                 retry_after_header=spec.retry_after_header,
                 reset_header=spec.reset_header,
                 reset_kind=spec.reset_kind,
+                max_wait_seconds=self.max_wait_seconds,
             )
             if at is None:
-                at = datetime.fromtimestamp(time.time() + spec.default_wait_seconds, UTC)
+                at = datetime.fromtimestamp(time.time() + min(spec.default_wait_seconds, self.max_wait_seconds), UTC)
             return RateLimited(f"{self.spec.name} rate limit ({status}): {detail}", retry_at=at)
         if status in self.spec.retry.retry_statuses or status >= 500:
-            at = retry_at_from_headers(response, retry_after_header=spec.retry_after_header)
+            at = retry_at_from_headers(
+                response, retry_after_header=spec.retry_after_header, max_wait_seconds=self.max_wait_seconds
+            )
             return RetryLater(f"{self.spec.name} transient error {status}: {detail}", retry_at=at)
         if status == 403:
             return ReauthRequired(f"{self.spec.name} refused access (403): {detail}", code="forbidden")

@@ -1,7 +1,9 @@
 """Pagination strategies. Each turns a response into the next page token and a token into a
-request. Tokens are opaque strings, stored in the checkpoint between queue messages.
+request. Tokens are opaque strings, stored in the run document between queue messages.
 
-A strategy that returns the token it was given raises instead of looping.
+A strategy that returns the token it was given raises instead of looping; longer cycles
+(page 3 linking back to page 1) are caught per run by the sync service's cursor trail
+(``shared.domain.CursorTrail``) and the spec's ``max_pages_per_run`` ceiling.
 """
 
 from __future__ import annotations

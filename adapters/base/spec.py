@@ -34,6 +34,9 @@ class PaginationSpec(_Spec):
     from the body (stop when empty, or when ``has_more_path`` is false) and send it as
     ``token_param``. ``next_url``: read a (relative) URL at ``token_path``; stop when
     ``done_path`` is true. ``none``: a single page.
+
+    ``max_pages_per_run`` is a hard ceiling: a run that reaches it without the provider saying
+    "last page" fails (the ``IHUB_MAX_PAGES_PER_RUN`` setting overrides it for every stream).
     """
 
     style: Literal["link_header", "body_cursor", "next_url", "none"]
@@ -43,6 +46,7 @@ class PaginationSpec(_Spec):
     token_param: str | None = None
     has_more_path: str | None = None
     done_path: str | None = None
+    max_pages_per_run: int = Field(10_000, ge=1)
 
 
 class RateLimitSpec(_Spec):

@@ -11,7 +11,7 @@ from adapters.base.adapter import Adapter, Connection
 from adapters.registry import adapter_class
 from shared.domain import Integration
 from shared.errors import FailRun
-from shared.http import RateLimitState
+from shared.http import DEFAULT_MAX_WAIT_SECONDS, RateLimitState
 from shared.services.credentials import CredentialService
 
 
@@ -26,8 +26,10 @@ class AdapterHub:
         rate_limits: RateLimitState | None = None,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS,
     ) -> None:
         self._credentials = credentials
+        self._max_wait = max_wait_seconds
         self._base_urls = dict(base_urls or {})
         self._rate_limits = rate_limits or RateLimitState()
         self._timeout = timeout
@@ -43,7 +45,12 @@ class AdapterHub:
             with self._lock:
                 found = self._adapters.get(provider)
                 if found is None:
-                    found = cls(rate_limits=self._rate_limits, transport=self._transport, timeout=self._timeout)
+                    found = cls(
+                        rate_limits=self._rate_limits,
+                        transport=self._transport,
+                        timeout=self._timeout,
+                        max_wait_seconds=self._max_wait,
+                    )
                     self._adapters[provider] = found
         return found
 
