@@ -4,15 +4,18 @@
 - ``ihub demo``: the end-to-end demo on embedded backends and the loopback sandboxes.
 - ``ihub webhooks verify``: check a webhook delivery's signature offline.
 - ``ihub settings``: show the effective settings (secrets redacted) and chosen backends.
+- ``ihub schedule next``: the next fire times of an NCRONTAB expression, as the Functions host reads it.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -111,6 +114,39 @@ def _cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def _utc_time(text: str) -> datetime:
+    """``--from``: an ISO 8601 time (``2024-01-01T00:00:00Z``); one without an offset is UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time such as 2024-01-01T00:00:00Z") from None
+
+
+def _positive_int(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def _cmd_schedule_next(args: argparse.Namespace) -> int:
+    from shared.ncrontab import NCronTab, NCronTabError
+
+    try:
+        schedule = NCronTab.parse(args.expression, allow_never=True)  # as the host: accepted, never fires
+    except NCronTabError as exc:
+        print(f"error: {exc.field + ': ' if exc.field else ''}{exc.problem}", file=sys.stderr)
+        return 2
+    printed = 0
+    for when in itertools.islice(schedule.occurrences_after(args.start or datetime.now(UTC)), args.count):
+        print(when.astimezone(UTC).isoformat().replace("+00:00", "Z"))
+        printed += 1
+    if printed < args.count:
+        why = schedule.never_fires_reason or "there are no more before 9999-12-31T23:59:59Z"
+        print(f"note: {printed} of {args.count} fire times: {why}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ihub", description="Integration Hub command line")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -141,6 +177,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     settings = sub.add_parser("settings", help="print the effective settings")
     settings.set_defaults(func=_cmd_settings)
+
+    schedule = sub.add_parser("schedule", help="NCRONTAB schedule tools").add_subparsers(
+        dest="schedule_command", required=True
+    )
+    next_ = schedule.add_parser("next", help="print the next fire times (UTC) of an NCRONTAB expression")
+    next_.add_argument("expression", help='six fields with seconds, e.g. "0 */5 * * * *" (or five without)')
+    next_.add_argument(
+        "--from", dest="start", metavar="TIME", type=_utc_time, help="ISO 8601 time to count from (default: now)"
+    )
+    next_.add_argument("--count", type=_positive_int, default=5, help="how many fire times (default 5)")
+    next_.set_defaults(func=_cmd_schedule_next)
     return parser
 
 

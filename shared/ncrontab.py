@@ -262,8 +262,9 @@ class NCronTab:
                 raise NCronTabError(expr, problem, spec.name) from None
         seconds, minutes, hours, days, months, days_of_week = parsed
         schedule = cls(expr, seconds, minutes, hours, days, months, days_of_week, includes_seconds)
-        if schedule.never_fires and not allow_never:
-            raise NCronTabError(expr, schedule._never_problem(), "day")
+        reason = schedule.never_fires_reason
+        if reason is not None and not allow_never:
+            raise NCronTabError(expr, reason, "day")
         return schedule
 
     @property
@@ -275,7 +276,11 @@ class NCronTab:
         """
         return not any(self.days[0] <= _longest(month) for month in self.months)
 
-    def _never_problem(self) -> str:
+    @property
+    def never_fires_reason(self) -> str | None:
+        """Why the schedule never fires (its day and month fields never meet), or None."""
+        if not self.never_fires:
+            return None
         months = ", ".join(_MONTH_NAMES[m - 1] for m in self.months)
         days = (
             f"{self.days[0]} never occurs"
