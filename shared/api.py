@@ -140,6 +140,25 @@ def outbound_worker(body: bytes, message_id: str, delivery_count: int | None, se
     )
 
 
+def dead_letter_worker(msg: func.ServiceBusMessage, queue: str) -> str:
+    """A message Service Bus dead-lettered on the ``inbound`` or ``outbound`` queue.
+
+    Records it in ``dead_letters`` with the queue's reason and fails its run (or webhook event).
+    """
+    hub = get_hub()
+    runner, parse = (hub.inbound_runner, parse_inbound) if queue == "inbound" else (hub.outbound_runner, parse_outbound)
+    props = msg.application_properties or {}
+    return runner.settle_queue_dead_letter(
+        msg.get_body(),
+        msg.message_id or "",
+        msg.delivery_count or 0,
+        msg.dead_letter_reason or str(props.get("DeadLetterReason") or ""),
+        msg.dead_letter_error_description or str(props.get("DeadLetterErrorDescription") or ""),
+        parse,
+        hub.sync.fail_message,
+    )
+
+
 # ---------------------------------------------------------------------------- admin API
 
 Handler = Callable[..., tuple[Any, Any]]

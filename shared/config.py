@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     container_records: str = Field("records", validation_alias=_env("COSMOS_CONTAINER_RECORDS"))
     container_webhook_events: str = Field("webhook_events", validation_alias=_env("COSMOS_CONTAINER_WEBHOOK_EVENTS"))
     container_dead_letters: str = Field("dead_letters", validation_alias=_env("COSMOS_CONTAINER_DEAD_LETTERS"))
+    container_schedules: str = Field("schedules", validation_alias=_env("COSMOS_CONTAINER_SCHEDULES"))
 
     # --- Key Vault -----------------------------------------------------------------------
     key_vault_uri: str | None = Field(None, validation_alias=_env("KEY_VAULT_URI"))
@@ -85,6 +86,10 @@ class Settings(BaseSettings):
     sync_stale_run_seconds: int = Field(3600, gt=0, validation_alias=_env("SYNC_STALE_RUN_SECONDS"))
     provider_base_urls: dict[str, str] = Field(default_factory=dict, validation_alias=_env("IHUB_PROVIDER_BASE_URLS"))
     http_timeout_seconds: float = Field(30.0, gt=0, validation_alias=_env("IHUB_HTTP_TIMEOUT_SECONDS"))
+    max_retry_wait_seconds: float = Field(3900.0, gt=0, validation_alias=_env("IHUB_MAX_RETRY_WAIT_SECONDS"))
+    """Longest wait a provider header (``Retry-After``, a reset time) or a backoff may impose."""
+    max_pages_per_run: int | None = Field(None, ge=1, validation_alias=_env("IHUB_MAX_PAGES_PER_RUN"))
+    """Overrides every stream's ``max_pages_per_run`` ceiling from the provider spec."""
 
     @model_validator(mode="before")
     @classmethod
@@ -116,6 +121,7 @@ class Settings(BaseSettings):
             "records": self.container_records,
             "webhook_events": self.container_webhook_events,
             "dead_letters": self.container_dead_letters,
+            "schedules": self.container_schedules,
         }
 
     def require(self, field: str, why: str) -> str:

@@ -1,4 +1,4 @@
-"""Domain model: integrations, streams, checkpoints, runs, records, webhook events, events.
+"""Domain model: integrations, streams, checkpoints, schedules, runs, records, webhook events, events.
 
 Models are pydantic; documents in the store are ``model.to_doc()`` and come back through
 ``Model.from_doc()``. Validation errors name the field and the problem (see
@@ -87,12 +87,31 @@ def parse_schedule(expr: str) -> NCronTab:
 
 
 class IntegrationStatus(StrEnum):
+    """The connection's health (never one payload's problem).
+
+    ``degraded``: the provider keeps failing transiently (5xx, timeouts) and work is being
+    retried; ``error``: a run failed (the reason says which and why); ``rate_limited``: the
+    provider said to wait; ``unauthorized``: the credential was rejected.
+    """
+
     PENDING = "pending"
     CONNECTED = "connected"
     DISCONNECTED = "disconnected"
     ERROR = "error"
     RATE_LIMITED = "rate_limited"
     UNAUTHORIZED = "unauthorized"
+    DEGRADED = "degraded"
+
+
+SYNCABLE_STATUSES = frozenset(
+    {IntegrationStatus.CONNECTED, IntegrationStatus.RATE_LIMITED, IntegrationStatus.ERROR, IntegrationStatus.DEGRADED}
+)
+"""Statuses in which a run may start (manual or scheduled)."""
+
+RECOVERABLE_STATUSES = frozenset(
+    {IntegrationStatus.RATE_LIMITED, IntegrationStatus.ERROR, IntegrationStatus.PENDING, IntegrationStatus.DEGRADED}
+)
+"""Statuses a successful provider call turns back into ``connected``."""
 
 
 class Direction(StrEnum):
@@ -150,31 +169,47 @@ def stream_key(tenant_id: str, integration_id: str, stream: str) -> str:
 
 
 class IncrementalState(BaseModel):
-    """Where the next run starts: the provider's delta position.
+    """Where a stream's next run starts: the provider's delta position.
 
-    ``watermark`` is the committed high-water mark (e.g. ``updated_at``); ``sync_token`` is a
-    provider delta token. Both advance only when a run's last page has been stored.
+    Attributes:
+        watermark: High-water mark of the last completed run (e.g. ``updated_at``).
+        sync_token: A provider delta token (Google Calendar ``nextSyncToken``).
+        start_page_token: A change-feed position (Google Drive ``newStartPageToken``).
+        full_resync: The next run must list everything (an expired token, ``410 Gone``).
+
+    A run starts from the stream's committed state and collects a candidate page by page;
+    the candidate is committed only when the run's last page has been stored.
     """
 
     watermark: str | None = None
     sync_token: str | None = None
+    start_page_token: str | None = None
+    full_resync: bool = False
+
+    def advanced(self, watermark: str | None = None, **tokens: str | None) -> IncrementalState:
+        """A copy moved forward by one page: the later watermark, any new token."""
+        update: dict[str, Any] = {k: v for k, v in tokens.items() if v is not None}
+        if watermark is not None and (self.watermark is None or watermark > self.watermark):
+            update["watermark"] = watermark
+        return self.model_copy(update=update)
 
 
 class Checkpoint(Model):
-    """Sync position of one (tenant, integration, stream); also drives the scheduler."""
+    """A stream's committed sync position and the claim on its one active run.
+
+    Container ``checkpoints``, id ``checkpoint-<hash of tenant:integration:stream>``. Written
+    only when a run starts or ends (and once when a re-run is asked for during a run), never
+    per page, so the writers that collide here are few and each re-reads and re-applies.
+    """
 
     id: str
     tenant_id: str
     integration_id: str
     stream: str
     state: IncrementalState = Field(default_factory=IncrementalState)
-    pending_watermark: str | None = None
     active_run_id: str | None = None
-    next_page: str | None = None
-    page_number: int = 0
-    run_counters: dict[str, int] = Field(default_factory=dict)
-    rerun_requested: bool = False
-    next_run_at: Timestamp | None = None
+    rerun_trigger: Literal["schedule", "webhook", "manual"] | None = None
+    last_run_id: str | None = None
     last_run_at: Timestamp | None = None
     updated_at: Timestamp = Field(default_factory=utcnow)
     type: Literal["checkpoint"] = "checkpoint"
@@ -184,6 +219,60 @@ class Checkpoint(Model):
         return doc_id("checkpoint", stream_key(tenant_id, integration_id, stream))
 
 
+class StreamSchedule(Model):
+    """When a stream is next due. Container ``schedules``; only the scheduler writes it.
+
+    Id ``schedule-<hash of tenant:integration:stream>``. A scheduler claims a due slot with a
+    conditional write of ``next_run_at``: of two overlapping timer runs one wins.
+    """
+
+    id: str
+    tenant_id: str
+    integration_id: str
+    stream: str
+    next_run_at: Timestamp | None = None
+    updated_at: Timestamp = Field(default_factory=utcnow)
+    type: Literal["schedule"] = "schedule"
+
+    @classmethod
+    def key(cls, tenant_id: str, integration_id: str, stream: str) -> str:
+        return doc_id("schedule", stream_key(tenant_id, integration_id, stream))
+
+
+RECENT_CURSORS = 100
+
+
+class CursorTrail(BaseModel):
+    """The page cursors a run has followed, to stop a pagination cycle of any length.
+
+    ``recent`` keeps the last :data:`RECENT_CURSORS` cursor digests (``digest@page``), which
+    catches short cycles at their first repeat. Longer cycles are caught by Brent's method
+    on one saved cursor (``mark``) whose distance doubles (``power``): any cycle is found
+    within a few times its length, in constant space. The run's page ceiling bounds the rest.
+    """
+
+    recent: list[str] = Field(default_factory=list)
+    mark: str | None = None
+    mark_page: int = 0
+    power: int = 1
+    steps: int = 0
+
+    def follow(self, cursor: str, page: int) -> int | None:
+        """Record that ``page`` is fetched with ``cursor``; the earlier page it repeats, or None."""
+        digest = hashlib.blake2b(cursor.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+        for entry in self.recent:
+            seen, _, at = entry.partition("@")
+            if seen == digest:
+                return int(at)
+        if digest == self.mark:
+            return self.mark_page
+        self.recent = [*self.recent[-(RECENT_CURSORS - 1) :], f"{digest}@{page}"]
+        self.steps += 1
+        if self.steps >= self.power:
+            self.mark, self.mark_page, self.power, self.steps = digest, page, self.power * 2, 0
+        return None
+
+
 class RunStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -191,7 +280,12 @@ class RunStatus(StrEnum):
 
 
 class SyncRun(Model):
-    """One sync of one stream, with progress counters."""
+    """One sync of one stream: its cursor, its counters and its outcome.
+
+    Container ``runs``. The run document is the run's only per-page state: the next page's
+    number and token, the candidate incremental state, and the cursors followed. Only the
+    run's own page messages (one at a time, in its integration's session) write it per page.
+    """
 
     id: str
     tenant_id: str
@@ -206,7 +300,15 @@ class SyncRun(Model):
     records_unchanged: int = 0
     records_skipped: int = 0
     error: str | None = None
+    start_state: IncrementalState = Field(default_factory=IncrementalState)
+    pending_state: IncrementalState = Field(default_factory=IncrementalState)
+    next_page: int = 0
+    next_token: str | None = None
+    cursors: CursorTrail = Field(default_factory=CursorTrail)
+    resumes: int = 0
+    waiting_until: Timestamp | None = None
     started_at: Timestamp = Field(default_factory=utcnow)
+    updated_at: Timestamp = Field(default_factory=utcnow)
     finished_at: Timestamp | None = None
     type: Literal["run"] = "run"
 
@@ -283,6 +385,9 @@ class DeadLetter(Model):
     description: str
     body: str
     delivery_count: int = 0
+    integration_id: str | None = None
+    run_id: str | None = None
+    error_type: str | None = None
     created_at: Timestamp = Field(default_factory=utcnow)
     type: Literal["dead_letter"] = "dead_letter"
 

@@ -33,7 +33,10 @@ class Hub:
         self.repos = Repositories(ports.documents, settings.containers)
         self.credentials = CredentialService(ports.secrets)
         self.adapters = AdapterHub(
-            self.credentials, base_urls=settings.provider_base_urls, timeout=settings.http_timeout_seconds
+            self.credentials,
+            base_urls=settings.provider_base_urls,
+            timeout=settings.http_timeout_seconds,
+            max_wait_seconds=settings.max_retry_wait_seconds,
         )
         self.events = DomainEvents(ports.events)
         self.sync = SyncService(
@@ -44,6 +47,7 @@ class Hub:
             ports.blobs,
             settings.blob_container_webhooks,
             self.events,
+            max_pages_per_run=settings.max_pages_per_run,
         )
         self.webhooks = WebhookIntake(
             self.repos,
@@ -68,8 +72,16 @@ class Hub:
         )
         self.outbound = OutboundService(self.repos, self.adapters)
         self.tokens = TokenRefresher(self.credentials, settings.token_refresh_window_seconds)
-        self.inbound_runner = WorkRunner(ports.queue, settings.sync_inbound_queue, self.repos.dead_letters)
-        self.outbound_runner = WorkRunner(ports.queue, settings.sync_outbound_queue, self.repos.dead_letters)
+        self.inbound_runner, self.outbound_runner = (
+            WorkRunner(
+                ports.queue,
+                queue_name,
+                self.repos.dead_letters,
+                max_delivery_count=settings.queue_max_delivery_count,
+                max_wait_seconds=settings.max_retry_wait_seconds,
+            )
+            for queue_name in (settings.sync_inbound_queue, settings.sync_outbound_queue)
+        )
 
     def close(self) -> None:
         self.adapters.close()

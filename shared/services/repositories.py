@@ -7,9 +7,18 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Generic, TypeVar
 
-from shared.domain import Checkpoint, DeadLetter, Integration, Model, StoredRecord, SyncRun, WebhookEvent
+from shared.domain import (
+    Checkpoint,
+    DeadLetter,
+    Integration,
+    Model,
+    StoredRecord,
+    StreamSchedule,
+    SyncRun,
+    WebhookEvent,
+)
 from shared.errors import NotFound
-from shared.ports.documents import DocumentStore, Where
+from shared.ports.documents import DocumentStore, PreconditionFailed, Where
 
 M = TypeVar("M", bound=Model)
 
@@ -40,6 +49,51 @@ class Repository(Generic[M]):
         else:
             doc = self.store.replace(self.container, obj.to_doc(), if_match=obj.etag)
         return self.model.from_doc(doc)
+
+    def update(
+        self,
+        tenant_id: str,
+        doc_id: str,
+        change: Callable[[M], bool],
+        *,
+        current: M | None = None,
+        attempts: int = 25,
+    ) -> M | None:
+        """Read, apply ``change``, write conditionally; on a conflict re-read and re-apply.
+
+        This is how every writer of a shared document survives another writer: the change
+        is a function of the fresh document, never a blind overwrite.
+
+        Args:
+            tenant_id: Partition.
+            doc_id: Document id.
+            change: Mutates the fresh copy in place; returns False when there is nothing to
+                write (the document is already as wanted, or the change no longer applies).
+            current: A copy just read (saves the first read); must carry its ETag.
+            attempts: Conflicts tolerated in a row before giving up.
+
+        Returns:
+            The document as written (or as read when ``change`` declined); None when absent.
+
+        Raises:
+            PreconditionFailed: Lost ``attempts`` times in a row (a retryable WriteConflict).
+        """
+        for _ in range(attempts):
+            fresh = current if current is not None else self.get(tenant_id, doc_id)
+            current = None
+            if fresh is None:
+                return None
+            if not change(fresh):
+                return fresh
+            try:
+                return self.save(fresh)
+            except PreconditionFailed:
+                continue
+        raise PreconditionFailed(f"{self.container}/{doc_id} kept changing under other writers; try again")
+
+    def delete(self, tenant_id: str, doc_id: str) -> bool:
+        """Delete one document; False when it was absent."""
+        return self.store.delete(self.container, tenant_id, doc_id)
 
     def query(
         self,
@@ -131,3 +185,4 @@ class Repositories:
         self.records = Repository(store, containers["records"], StoredRecord)
         self.webhook_events = Repository(store, containers["webhook_events"], WebhookEvent)
         self.dead_letters = Repository(store, containers["dead_letters"], DeadLetter)
+        self.schedules = Repository(store, containers.get("schedules", "schedules"), StreamSchedule)

@@ -1,9 +1,10 @@
-"""Incremental sync: starting runs, one page per message, webhook work, and the scheduler.
+"""Incremental sync: starting runs, one page per message, webhook work, failures and the scheduler.
 
-A run's position lives in its stream's Checkpoint and advances only after the page it
-describes is stored, so re-processing a redelivered page is a no-op: records have
-deterministic ids and content hashes, and the next page's message has a deterministic id
-that duplicate detection drops.
+A run's position lives in its run document and advances only after the page it describes
+is stored, so re-processing a redelivered page is a no-op: records have deterministic ids
+and content hashes, and the next page's message has a deterministic id that duplicate
+detection drops. The document layout and its crash windows are described in
+:mod:`shared.services.runs`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 from datetime import datetime, timedelta
 
 from shared.domain import (
+    SYNCABLE_STATUSES,
     Checkpoint,
     DataSynced,
     Integration,
@@ -20,15 +22,27 @@ from shared.domain import (
     IntegrationStatus,
     RateLimitExceeded,
     RunStatus,
+    StreamSchedule,
     SyncRun,
+    WebhookEvent,
     WebhookStatus,
     doc_id,
     iso,
     parse_schedule,
     utcnow,
 )
-from shared.errors import HubError, NotFound, RateLimited, ReauthRequired
-from shared.messages import PageMessage, WebhookMessage, encode
+from shared.errors import (
+    FailRun,
+    HubError,
+    RateLimited,
+    ReauthRequired,
+    RetryLater,
+    SkipRecord,
+    UnexpectedError,
+    WriteConflict,
+)
+from shared.http import redact_text
+from shared.messages import OutboundMessage, PageMessage, WebhookMessage, encode
 from shared.ports.blobs import BlobStore
 from shared.ports.documents import PreconditionFailed, Where
 from shared.ports.queue import OutgoingMessage, WorkQueue
@@ -36,6 +50,8 @@ from shared.services.connections import AdapterHub
 from shared.services.events import DomainEvents
 from shared.services.records import RecordWriter, WriteResult
 from shared.services.repositories import Repositories
+from shared.services.runs import RunLedger
+from shared.services.status import IntegrationHealth
 
 log = logging.getLogger("ihub.sync")
 
@@ -45,11 +61,17 @@ COUNTERS = {
     WriteResult.UNCHANGED: "records_unchanged",
     WriteResult.STALE: "records_unchanged",
 }
+DEFAULT_MAX_RESUMES = 3
 
 
 def session_of(tenant_id: str, integration_id: str) -> str:
     """Service Bus session id: one integration's work is processed in order, one at a time."""
     return f"{tenant_id}:{integration_id}"
+
+
+def describe(error: HubError) -> str:
+    """``code: message`` with secrets redacted, for statuses, runs and dead letters."""
+    return f"{error.code}: {redact_text(str(error))}"
 
 
 class SyncService:
@@ -64,6 +86,9 @@ class SyncService:
         blobs: BlobStore,
         blob_container: str,
         events: DomainEvents,
+        *,
+        max_pages_per_run: int | None = None,
+        max_resumes: int = DEFAULT_MAX_RESUMES,
     ) -> None:
         self._repos = repos
         self._adapters = adapters
@@ -72,202 +97,205 @@ class SyncService:
         self._blobs = blobs
         self._blob_container = blob_container
         self._events = events
+        self._max_pages = max_pages_per_run
+        self._max_resumes = max_resumes
         self._writer = RecordWriter(repos.records)
+        self._ledger = RunLedger(repos)
+        self.health = IntegrationHealth(repos.integrations)
 
-    # ------------------------------------------------------------------ checkpoints & runs
+    # ------------------------------------------------------------------ streams & runs
 
     def ensure_checkpoints(self, integration: Integration, *, due_at: datetime | None = None) -> None:
-        """Create missing checkpoints for the integration's streams (due at ``due_at``)."""
+        """Create missing checkpoints and schedules for the integration's streams (due at ``due_at``)."""
         for stream in integration.streams:
-            key = Checkpoint.key(integration.tenant_id, integration.id, stream.name)
-            if self._repos.checkpoints.get(integration.tenant_id, key) is None:
-                self._repos.checkpoints.save(
-                    Checkpoint(
-                        id=key,
-                        tenant_id=integration.tenant_id,
-                        integration_id=integration.id,
-                        stream=stream.name,
-                        next_run_at=due_at or utcnow(),
-                    )
-                )
+            self._ledger.ensure_stream(integration, stream.name, due_at=due_at)
 
     def checkpoint(self, integration: Integration, stream: str) -> Checkpoint:
         """The stream's checkpoint (created on first use)."""
-        key = Checkpoint.key(integration.tenant_id, integration.id, stream)
-        found = self._repos.checkpoints.get(integration.tenant_id, key)
-        if found is None:
-            self.ensure_checkpoints(integration)
-            found = self._repos.checkpoints.get(integration.tenant_id, key)
-        if found is None:
-            raise NotFound(f"no checkpoint for stream {stream} of {integration.id}")
-        return found
+        return self._ledger.ensure_stream(integration, stream)
 
     def start_run(self, integration: Integration, stream: str, trigger: str, *, run_id: str | None = None) -> str:
-        """Start a run of ``stream`` (or note a re-run when one is active); returns the run id.
+        """Start a run of ``stream``, or ask for a re-run after the active one; returns the run id.
 
         Idempotent for a given ``run_id``: the checkpoint's conditional write lets one caller
         win, and the first page's message id is derived from the run id.
         """
         integration.stream(stream)
-        for _ in range(5):
-            cp = self.checkpoint(integration, stream)
-            if cp.active_run_id:
-                if cp.active_run_id == run_id:
-                    return run_id
-                cp.rerun_requested = True
-                try:
-                    self._repos.checkpoints.save(cp)
-                except PreconditionFailed:
-                    continue
-                return cp.active_run_id
-            new_id = run_id or doc_id("run", f"{cp.id}/{trigger}/{utcnow().isoformat()}")
-            cp.active_run_id = new_id
-            cp.page_number = 0
-            cp.next_page = None
-            cp.pending_watermark = None
-            cp.rerun_requested = False
-            cp.updated_at = utcnow()
-            try:
-                self._repos.checkpoints.save(cp)
-            except PreconditionFailed:
-                continue
-            self._repos.runs.save(
-                SyncRun(
-                    id=new_id,
-                    tenant_id=integration.tenant_id,
-                    integration_id=integration.id,
-                    stream=stream,
-                    trigger=trigger,
-                )
-            )
-            self._send_page(
-                integration,
-                PageMessage(
-                    tenant_id=integration.tenant_id, integration_id=integration.id, stream=stream, run_id=new_id, page=0
-                ),
-            )
-            return new_id
-        raise PreconditionFailed(f"checkpoint of {integration.id}/{stream} kept changing; try again")
+        run_id, started = self._ledger.claim(integration, stream, trigger, run_id)
+        if started is not None:
+            self._send_page(started)
+        return run_id
 
-    def _send_page(self, integration: Integration, msg: PageMessage) -> None:
+    def _send_page(self, run: SyncRun, suffix: str = "") -> None:
+        """Enqueue the run's next page; its message id is deterministic, so a repeat is dropped."""
+        msg = PageMessage(
+            tenant_id=run.tenant_id,
+            integration_id=run.integration_id,
+            stream=run.stream,
+            run_id=run.id,
+            page=run.next_page,
+            token=run.next_token,
+        )
         self._queue.send(
             self._queue_name,
             OutgoingMessage(
                 encode(msg),
-                f"{msg.run_id}:{msg.page}",
-                session_id=session_of(integration.tenant_id, integration.id),
+                f"{run.id}:{run.next_page}{suffix}",
+                session_id=session_of(run.tenant_id, run.integration_id),
             ),
         )
 
     # ------------------------------------------------------------------ one page
 
     def handle_page(self, msg: PageMessage) -> None:
-        """Fetch, store and checkpoint one page; enqueue the next."""
+        """Fetch and store one page, advance the run, enqueue the next page (or end the run)."""
+        run = self._repos.runs.get(msg.tenant_id, msg.run_id)
+        if run is None or run.status is not RunStatus.RUNNING:
+            log.info("ignoring page %d of finished or unknown run %s", msg.page, msg.run_id)
+            return
+        if run.next_page != msg.page:
+            if run.next_page > msg.page and run.next_token is not None:  # redelivered after it was stored
+                self._send_page(run)
+            else:
+                log.info("ignoring page %d of run %s, which is at page %d", msg.page, run.id, run.next_page)
+            return
         integration = self._repos.integrations.require(msg.tenant_id, msg.integration_id)
-        cp = self.checkpoint(integration, msg.stream)
-        if cp.active_run_id != msg.run_id:
-            log.info("ignoring page %d of finished or superseded run %s", msg.page, msg.run_id)
-            return
-        if cp.page_number > msg.page:  # redelivered after the page was stored: just pass the baton
-            if cp.next_page is not None:
-                self._send_page(
-                    integration, msg.model_copy(update={"page": cp.page_number, "token": cp.next_page, "attempt": 0})
-                )
-            return
-        if integration.status in (IntegrationStatus.DISCONNECTED,):
-            self._finish(integration, cp, msg.run_id, RunStatus.FAILED, "integration is disconnected")
+        if integration.status is IntegrationStatus.DISCONNECTED:
+            self._end_failed(run, "integration is disconnected")
             return
         adapter = self._adapters.adapter(integration.provider)
-        page = adapter.fetch_page(self._adapters.connection(integration), msg.stream, cp.state.watermark, msg.token)
-        counts: dict[str, int] = {"records_seen": len(page.entities), "records_skipped": len(page.skipped)}
+        ceiling = self._max_pages or adapter.spec.pagination_for(run.stream).max_pages_per_run
+        if msg.page >= ceiling:
+            raise FailRun(
+                f"stream {run.stream} reached {ceiling} pages in one run without a last page (the ceiling is the "
+                "spec's max_pages_per_run; the IHUB_MAX_PAGES_PER_RUN setting overrides it)",
+                code="page_ceiling",
+            )
+        page = adapter.fetch_page(
+            self._adapters.connection(integration), run.stream, run.start_state.watermark, run.next_token
+        )
+        trail = run.cursors.model_copy(deep=True)
+        if page.next_token is not None:
+            repeated = trail.follow(page.next_token, msg.page + 1)
+            if repeated is not None:
+                raise FailRun(
+                    f"pagination cycle in stream {run.stream}: page {msg.page + 1} links to the page already "
+                    f"fetched as page {repeated + 1} of this run; stopping instead of looping",
+                    code="pagination_cycle",
+                )
+        counts = {"records_seen": len(page.entities), "records_skipped": len(page.skipped), "pages": 1}
         for entity in page.entities:
             key = COUNTERS[self._writer.upsert(integration, entity)]
             counts[key] = counts.get(key, 0) + 1
-        if page.watermark and (cp.pending_watermark is None or page.watermark > cp.pending_watermark):
-            cp.pending_watermark = page.watermark
-        cp.page_number = msg.page + 1
-        cp.next_page = page.next_token
-        for name, value in counts.items():
-            cp.run_counters[name] = cp.run_counters.get(name, 0) + value
-        cp.run_counters["pages"] = cp.run_counters.get("pages", 0) + 1
-        cp.updated_at = utcnow()
-        if integration.status in (IntegrationStatus.RATE_LIMITED, IntegrationStatus.ERROR, IntegrationStatus.PENDING):
-            self._set_status(integration, IntegrationStatus.CONNECTED, None)
-        if page.next_token is None:
-            self._finish(integration, cp, msg.run_id, RunStatus.SUCCEEDED, None)
+
+        def apply(fresh: SyncRun) -> None:
+            for name, value in counts.items():
+                setattr(fresh, name, getattr(fresh, name) + value)
+            fresh.pending_state = fresh.pending_state.advanced(page.watermark)
+            fresh.next_page = msg.page + 1
+            fresh.next_token = page.next_token
+            fresh.cursors = trail
+            if page.next_token is None:
+                fresh.status = RunStatus.SUCCEEDED
+                fresh.finished_at = utcnow()
+
+        saved = self._ledger.advance(run, msg.page, apply)
+        if saved is None:
+            log.info("page %d of run %s was stored by another delivery", msg.page, run.id)
             return
-        self._repos.checkpoints.save(cp)  # PreconditionFailed -> retried by the runner
-        self._write_run(cp, msg.run_id)
-        self._send_page(
-            integration, msg.model_copy(update={"page": msg.page + 1, "token": page.next_token, "attempt": 0})
-        )
+        self.health.recovered(integration)
+        if saved.next_token is None:
+            self._after_success(integration, saved)
+        else:
+            self._send_page(saved)
 
-    def _finish(
-        self, integration: Integration, cp: Checkpoint, run_id: str, status: RunStatus, error: str | None
-    ) -> None:
-        if status is RunStatus.SUCCEEDED and cp.pending_watermark:
-            cp.state.watermark = cp.pending_watermark
-        counters = dict(cp.run_counters)
-        rerun = cp.rerun_requested
-        cp.active_run_id = None
-        cp.next_page = None
-        cp.page_number = 0
-        cp.pending_watermark = None
-        cp.rerun_requested = False
-        cp.last_run_at = utcnow()
-        cp.updated_at = utcnow()
-        cp.run_counters = {}
-        self._repos.checkpoints.save(cp)
-        run = self._write_run(cp, run_id, counters=counters, status=status, error=error)
-        if status is RunStatus.SUCCEEDED:
-            self._events.publish(
-                DataSynced(
-                    tenant_id=integration.tenant_id,
-                    integration_id=integration.id,
-                    provider=integration.provider,
-                    stream=cp.stream,
-                    run_id=run_id,
-                    records_created=run.records_created if run else 0,
-                    records_updated=run.records_updated if run else 0,
-                    records_unchanged=run.records_unchanged if run else 0,
-                )
+    def _after_success(self, integration: Integration, run: SyncRun) -> None:
+        rerun = self._ledger.release_run(run)
+        self._events.publish(
+            DataSynced(
+                tenant_id=integration.tenant_id,
+                integration_id=integration.id,
+                provider=integration.provider,
+                stream=run.stream,
+                run_id=run.id,
+                records_created=run.records_created,
+                records_updated=run.records_updated,
+                records_unchanged=run.records_unchanged,
             )
+        )
         if rerun:
-            self.start_run(integration, cp.stream, "webhook")
+            self.start_run(integration, run.stream, rerun)
 
-    def _write_run(
-        self,
-        cp: Checkpoint,
-        run_id: str,
-        *,
-        counters: dict[str, int] | None = None,
-        status: RunStatus = RunStatus.RUNNING,
-        error: str | None = None,
-    ) -> SyncRun | None:
-        """Project the checkpoint's counters onto the run document (idempotent overwrite)."""
-        run = self._repos.runs.get(cp.tenant_id, run_id)
-        if run is None:
-            return None
-        for name, value in (counters if counters is not None else cp.run_counters).items():
-            setattr(run, name, value)
-        run.status = status
-        run.error = error
-        if status is not RunStatus.RUNNING:
-            run.finished_at = utcnow()
-        run.etag = None  # the checkpoint is the source of truth; last writer wins here
-        return self._repos.runs.save(run)
+    def _end_failed(self, run: SyncRun, reason: str) -> SyncRun | None:
+        closed = self._ledger.close(run.tenant_id, run.id, RunStatus.FAILED, reason)
+        if closed is not None:
+            self._ledger.release_run(closed)
+        return closed
 
     # ------------------------------------------------------------------ failures
 
     def fail(
         self, tenant_id: str, integration_id: str, stream: str | None, run_id: str | None, error: HubError
     ) -> None:
-        """Record a failed page/webhook: status transition, run failure, event."""
+        """Apply the outcome of a failed message to the run and the integration's status.
+
+        - ``RetryLater`` (the message was rescheduled): ``rate_limited`` or ``degraded`` with
+          the reason; a write conflict changes nothing (it is not the connection's health).
+        - ``SkipRecord``: a per-item problem, reported where the item is; no status change.
+        - anything else ends the message: its run fails, and the integration becomes
+          ``unauthorized`` (a rejected credential) or ``error``, with a reason naming the run.
+        """
+        if isinstance(error, RetryLater):
+            self._note_retry(tenant_id, integration_id, run_id, error)
+            return
+        if isinstance(error, SkipRecord):
+            log.info("%s/%s: item skipped: %s", tenant_id, integration_id, describe(error))
+            return
+        reason = describe(error)
+        if run_id:
+            run = self._repos.runs.get(tenant_id, run_id)
+            if run is not None:
+                self._end_failed(run, reason)
         integration = self._repos.integrations.get(tenant_id, integration_id)
         if integration is None:
             return
+        if isinstance(error, ReauthRequired):
+            self.health.set(tenant_id, integration_id, IntegrationStatus.UNAUTHORIZED, reason)
+        else:
+            where = f"run {run_id} of stream {stream} failed" if run_id else "work failed"
+            self.health.set(tenant_id, integration_id, IntegrationStatus.ERROR, f"{where}: {reason}")
+        self._events.publish(
+            IntegrationFailed(
+                tenant_id=tenant_id,
+                integration_id=integration_id,
+                provider=integration.provider,
+                error_code=error.code,
+                message=redact_text(str(error)),
+                stream=stream,
+            )
+        )
+
+    def fail_message(self, msg: PageMessage | WebhookMessage | OutboundMessage, error: HubError) -> None:
+        """:meth:`fail` for a whole message (the queue dead-lettered it): also fails its webhook event."""
+        if isinstance(msg, WebhookMessage):
+            self._settle_event(msg.tenant_id, msg.event_id, WebhookStatus.FAILED, describe(error))
+        self.fail(
+            msg.tenant_id,
+            msg.integration_id,
+            msg.stream if isinstance(msg, PageMessage) else None,
+            msg.run_id if isinstance(msg, PageMessage) else None,
+            error,
+        )
+
+    def _note_retry(self, tenant_id: str, integration_id: str, run_id: str | None, error: RetryLater) -> None:
+        if isinstance(error, WriteConflict):
+            return
+        integration = self._repos.integrations.get(tenant_id, integration_id)
+        if integration is None:
+            return
+        when = f" (next attempt at {iso(error.retry_at)})" if error.retry_at else ""
         if isinstance(error, RateLimited):
-            self._set_status(integration, IntegrationStatus.RATE_LIMITED, str(error))
+            self.health.set(tenant_id, integration_id, IntegrationStatus.RATE_LIMITED, f"{describe(error)}{when}")
             self._events.publish(
                 RateLimitExceeded(
                     tenant_id=tenant_id,
@@ -276,110 +304,148 @@ class SyncService:
                     retry_at=error.retry_at,
                 )
             )
-            return
-        new_status = IntegrationStatus.UNAUTHORIZED if isinstance(error, ReauthRequired) else IntegrationStatus.ERROR
-        self._set_status(integration, new_status, str(error))
-        if stream and run_id:
-            cp = self.checkpoint(integration, stream)
-            if cp.active_run_id == run_id:
-                self._finish(integration, cp, run_id, RunStatus.FAILED, f"{error.code}: {error}")
-        self._events.publish(
-            IntegrationFailed(
-                tenant_id=tenant_id,
-                integration_id=integration_id,
-                provider=integration.provider,
-                error_code=error.code,
-                message=str(error),
-                stream=stream,
-            )
-        )
-
-    def _set_status(self, integration: Integration, status: IntegrationStatus, reason: str | None) -> None:
-        for _ in range(3):
-            if integration.status == status and integration.status_reason == reason:
-                return
-            integration.status = status
-            integration.status_reason = reason
-            integration.updated_at = utcnow()
-            try:
-                self._repos.integrations.save(integration)
-                return
-            except PreconditionFailed:
-                fresh = self._repos.integrations.get(integration.tenant_id, integration.id)
-                if fresh is None:
-                    return
-                integration = fresh
+        else:
+            self.health.set(tenant_id, integration_id, IntegrationStatus.DEGRADED, f"retrying: {describe(error)}{when}")
+        if run_id:
+            self._ledger.touch(tenant_id, run_id, error.retry_at)
 
     # ------------------------------------------------------------------ webhooks
 
     def handle_webhook(self, msg: WebhookMessage) -> None:
-        """Apply one persisted webhook event: store carried entities, start asked-for syncs."""
+        """Apply one persisted webhook event: store carried entities, start asked-for syncs.
+
+        A payload that cannot be applied fails that event (``failed``, with the reason) and
+        nothing else: the integration's status is left alone.
+        """
         event = self._repos.webhook_events.get(msg.tenant_id, msg.event_id)
         if event is None:
-            raise NotFound(f"webhook event {msg.event_id} not found (expired or never stored)")
+            raise SkipRecord(f"webhook event {msg.event_id} not found (expired or never stored)", code="no_event")
         if event.status == WebhookStatus.PROCESSED:
             return
         integration = self._repos.integrations.require(msg.tenant_id, msg.integration_id)
-        payload = event.body
-        if payload is None and event.body_blob:
-            payload = json.loads(self._blobs.get(self._blob_container, event.body_blob))
-        work = self._adapters.adapter(integration.provider).webhook_work(event.event_type, payload)
-        for entity in work.entities:
-            self._writer.upsert(integration, entity)
-        for stream in work.sync_streams:
-            if any(s.name == stream and s.enabled for s in integration.streams):
-                self.start_run(integration, stream, "webhook")
-        event.status = WebhookStatus.PROCESSED
-        event.processed_at = utcnow()
-        self._repos.webhook_events.save(event)
+        try:
+            payload = event.body
+            if payload is None and event.body_blob:
+                try:
+                    payload = json.loads(self._blobs.get(self._blob_container, event.body_blob))
+                except ValueError as exc:
+                    raise SkipRecord(f"stored webhook body is not JSON: {exc}", code="bad_payload") from None
+            try:
+                work = self._adapters.adapter(integration.provider).webhook_work(event.event_type, payload)
+                for entity in work.entities:
+                    self._writer.upsert(integration, entity)
+            except SkipRecord as exc:
+                raise SkipRecord(
+                    f"{event.event_type} event {event.delivery_id} cannot be applied: {exc}", code="bad_payload"
+                ) from None
+            for stream in work.sync_streams:
+                if any(s.name == stream and s.enabled for s in integration.streams):
+                    self.start_run(integration, stream, "webhook")
+        except RetryLater:
+            raise
+        except HubError as exc:
+            self._settle_event(event.tenant_id, event.id, WebhookStatus.FAILED, describe(exc))
+            raise
+        except Exception as exc:
+            unexpected = UnexpectedError(f"{type(exc).__name__}: {exc}")
+            self._settle_event(event.tenant_id, event.id, WebhookStatus.FAILED, describe(unexpected))
+            raise
+        self._settle_event(event.tenant_id, event.id, WebhookStatus.PROCESSED, None)
+
+    def _settle_event(self, tenant_id: str, event_id: str, status: WebhookStatus, error: str | None) -> None:
+        def apply(event: WebhookEvent) -> bool:
+            if event.status == WebhookStatus.PROCESSED:
+                return False
+            event.status = status
+            event.error = error[:2000] if error else None
+            event.processed_at = utcnow()
+            return True
+
+        self._repos.webhook_events.update(tenant_id, event_id, apply)
 
     # ------------------------------------------------------------------ scheduler
 
     def schedule_due(self, now: datetime | None = None, *, stale_after_seconds: int = 3600) -> list[str]:
-        """Start every due stream once; resume runs that stalled. Returns the run ids started.
+        """Start every due stream once; resume or fail stalled runs. Returns the run ids started.
 
-        Safe when two timer runs overlap: each start is a conditional checkpoint write
-        (one winner) and the first page's message id comes from the run id, which is derived
-        from the checkpoint's due time, so a duplicate send is dropped by the queue.
+        Safe when two timer runs overlap: each due slot is claimed with a conditional write of
+        the stream's schedule (one winner), and the run id is derived from the slot, so a
+        duplicate start is idempotent and a duplicate first page is dropped by the queue.
         """
         now = now or utcnow()
         started: list[str] = []
-        due = self._repos.checkpoints.query(None, [Where("next_run_at", "<=", iso(now))], order_by="next_run_at")
-        for cp in due:
-            integration = self._repos.integrations.get(cp.tenant_id, cp.integration_id)
-            if integration is None:
-                continue
+        due = self._repos.schedules.query(
+            None, [Where("next_run_at", "<=", iso(now))], order_by="next_run_at", limit=500
+        )
+        for schedule in due:
             try:
-                stream = integration.stream(cp.stream)
-            except HubError:
+                run_id = self._start_scheduled(schedule, now)
+            except HubError as exc:
+                log.warning(
+                    "could not start %s/%s %s: %s",
+                    schedule.tenant_id,
+                    schedule.integration_id,
+                    schedule.stream,
+                    describe(exc),
+                )
                 continue
-            next_run = parse_schedule(stream.schedule).next_after(now)
-            if cp.active_run_id:
-                if cp.updated_at < now - timedelta(seconds=stale_after_seconds):
-                    log.warning("resuming stalled run %s at page %d", cp.active_run_id, cp.page_number)
-                    self._send_page(
-                        integration,
-                        PageMessage(
-                            tenant_id=cp.tenant_id,
-                            integration_id=cp.integration_id,
-                            stream=cp.stream,
-                            run_id=cp.active_run_id,
-                            page=cp.page_number,
-                            token=cp.next_page,
-                        ),
-                    )
-                continue
-            run_id = doc_id("run", f"{cp.id}/schedule/{cp.next_run_at.isoformat() if cp.next_run_at else ''}")
-            cp.next_run_at = next_run
-            runnable = (
-                integration.status
-                in (IntegrationStatus.CONNECTED, IntegrationStatus.RATE_LIMITED, IntegrationStatus.ERROR)
-                and stream.enabled
-            )
-            try:
-                self._repos.checkpoints.save(cp)  # claims this due slot; the loser skips
-            except PreconditionFailed:
-                continue
-            if runnable:
-                started.append(self.start_run(integration, cp.stream, "schedule", run_id=run_id))
+            if run_id is not None:
+                started.append(run_id)
+        self.recover_stalled(now - timedelta(seconds=stale_after_seconds))
         return started
+
+    def _start_scheduled(self, schedule: StreamSchedule, now: datetime) -> str | None:
+        integration = self._repos.integrations.get(schedule.tenant_id, schedule.integration_id)
+        stream = next((s for s in integration.streams if s.name == schedule.stream), None) if integration else None
+        if integration is None or stream is None:  # the integration or its stream is gone
+            self._repos.schedules.delete(schedule.tenant_id, schedule.id)
+            return None
+        slot = schedule.next_run_at or now
+        schedule.next_run_at = parse_schedule(stream.schedule).next_after(now)
+        schedule.updated_at = now
+        try:
+            self._repos.schedules.save(schedule)  # claims this due slot; the loser skips
+        except PreconditionFailed:
+            return None
+        if integration.status not in SYNCABLE_STATUSES or not stream.enabled:
+            return None
+        run_id = doc_id("run", f"{schedule.id}/schedule/{iso(slot)}")
+        return self.start_run(integration, stream.name, "schedule", run_id=run_id)
+
+    def recover_stalled(self, stale_before: datetime) -> None:
+        """Resume runs with no activity since ``stale_before``; fail those that cannot go on.
+
+        A run that never became its stream's active run (the process stopped while starting
+        it) is failed as abandoned. An active one gets its next page sent again, at most
+        ``max_resumes`` times; then it fails as stalled, and the integration says so.
+        """
+        for run in self._ledger.stale_runs(stale_before):
+            try:
+                self._recover(run, stale_before)
+            except HubError as exc:
+                log.warning("could not recover run %s: %s", run.id, describe(exc))
+
+    def _recover(self, run: SyncRun, stale_before: datetime) -> None:
+        if not self._ledger.is_active(run):
+            self._ledger.close(
+                run.tenant_id,
+                run.id,
+                RunStatus.FAILED,
+                "abandoned: the run never became its stream's active run (stopped while starting)",
+            )
+            return
+        if run.resumes >= self._max_resumes:
+            self.fail(
+                run.tenant_id,
+                run.integration_id,
+                run.stream,
+                run.id,
+                FailRun(
+                    f"stalled at page {run.next_page + 1}: no progress after {run.resumes} resumes", code="run_stalled"
+                ),
+            )
+            return
+        claimed = self._ledger.claim_resume(run, stale_before)
+        if claimed is not None:
+            log.warning("resuming stalled run %s at page %d (resume %d)", run.id, claimed.next_page, claimed.resumes)
+            self._send_page(claimed, suffix=f"~resume{claimed.resumes}")

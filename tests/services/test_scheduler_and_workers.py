@@ -15,9 +15,9 @@ from tests.conftest import TENANT, connect_github
 
 
 def _due(hub: Any) -> None:
-    for cp in hub.repos.checkpoints.query(TENANT):
-        cp.next_run_at = utcnow() - timedelta(minutes=1)
-        hub.repos.checkpoints.save(cp)
+    for schedule in hub.repos.schedules.query(TENANT):
+        schedule.next_run_at = utcnow() - timedelta(minutes=1)
+        hub.repos.schedules.save(schedule)
 
 
 def test_overlapping_scheduler_runs_enqueue_a_due_stream_once(
@@ -28,21 +28,21 @@ def test_overlapping_scheduler_runs_enqueue_a_due_stream_once(
     _due(hub)
     queue_name = hub.settings.sync_inbound_queue
     barrier = threading.Barrier(2)
-    real_query = hub.repos.checkpoints.query
+    real_query = hub.repos.schedules.query
 
     def query_then_wait(*args: Any, **kwargs: Any) -> Any:
         found = real_query(*args, **kwargs)
-        barrier.wait(5)  # both timer runs have read the same due checkpoint before either writes
+        barrier.wait(5)  # both timer runs have read the same due schedule before either writes
         return found
 
-    hub.repos.checkpoints.query = query_then_wait
+    hub.repos.schedules.query = query_then_wait
     results: list[list[str]] = []
     threads = [threading.Thread(target=lambda: results.append(hub.sync.schedule_due())) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(10)
-    hub.repos.checkpoints.query = real_query
+    hub.repos.schedules.query = real_query
     started = [run for result in results for run in result]
     assert len(started) == 1
     assert hub.ports.queue.active_count(queue_name) == 1
