@@ -4,18 +4,24 @@ Starts the GitHub sandbox and the dev host (in this process, on loopback), conne
 GitHub integration for a demo tenant through the admin API over HTTP, syncs the sandbox's
 issues with a progress bar, has the sandbox change issues and send signed webhooks (plus a
 duplicate and a forged one), and prints what happened. Without ``--once`` it leaves the
-dev host and the admin page up until Ctrl-C.
+dev host and the admin page up until Ctrl-C or SIGTERM; with ``--once`` it stops them and
+prints no admin URL (nothing would answer it). ``IHUB_DEMO_DATA_DIR`` moves the demo's data
+(default ``.local/demo``, wiped at start).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import socket
+import threading
 import time
 import uuid
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import httpx
@@ -49,22 +55,77 @@ def _check(response: httpx.Response, *expected: int) -> Any:
     return response.json() if response.content else None
 
 
-def run_demo(*, once: bool, issues: int, port: int) -> int:
-    """Run the scenario; returns the process exit code."""
+class _Stopped(Exception):
+    """SIGTERM arrived: stop the way Ctrl-C does."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped
+
+
+def _console() -> Console:
+    """The demo's console; without a terminal, lines are never wrapped at 80 columns."""
     console = Console()
+    if not console.is_terminal:
+        console = Console(soft_wrap=True, width=max(console.width, 160))
+    return console
+
+
+def run_demo(*, once: bool, issues: int, port: int) -> int:
+    """Run the scenario; returns the process exit code.
+
+    Ctrl-C and SIGTERM stop it gracefully at any point: the dev host and the sandbox are
+    stopped, and the exit code is 0 after a completed scenario, 130 when interrupted during it.
+    """
+    console = _console()
     for noisy in ("httpx", "devtools.devhost", "ihub"):  # the demo prints its own account of what happened
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
+    stack = contextlib.ExitStack()
+    completed = False
+    try:
+        host, sandbox, api = _start(stack, issues, port, once)
+        console.print(
+            f"[bold]Integration Hub demo[/]  dev host {api}  GitHub sandbox {sandbox.base_url} ({issues} issues)"
+        )
+        _scenario(console, sandbox, host, api, issues)
+        completed = True
+        if once:
+            console.print("\nDemo complete; the dev host and the sandbox are stopping.")
+            return 0
+        admin_url = f"{api}/manage/?tenant={TENANT}"
+        console.print(f"\nAdmin page: [link={admin_url}]{admin_url}[/link]")
+        console.print("Dev host and sandbox keep running; Ctrl-C (or SIGTERM) to stop.")
+        while True:
+            time.sleep(1)
+    except DemoFailed as exc:
+        console.print(f"[red]demo failed:[/] {exc}")
+        return 1
+    except (KeyboardInterrupt, _Stopped):
+        console.print("\nStopping the dev host and the sandbox.")
+        return 0 if completed else 130
+    finally:
+        stack.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _start(stack: contextlib.ExitStack, issues: int, port: int, once: bool) -> tuple[Any, Any, str]:
+    """Start the sandbox and the dev host on embedded backends; ``stack`` stops them."""
     from sandbox.github import GitHubSandbox
 
     sandbox = GitHubSandbox(token=SANDBOX_TOKEN, issues=issues, latency_seconds=0.2).start()
+    stack.callback(sandbox.stop)
     port = _free_port(port)
-    shutil.rmtree(DATA_DIR, ignore_errors=True)
+    data_dir = Path(os.environ.get("IHUB_DEMO_DATA_DIR") or DATA_DIR)
+    shutil.rmtree(data_dir, ignore_errors=True)
     from devtools.devhost.settings_file import apply_to_environ, load_local_settings
 
     apply_to_environ(load_local_settings(None, root=Path.cwd()))
     os.environ.update(
         {
-            "IHUB_DATA_DIR": str(DATA_DIR),
+            "IHUB_DATA_DIR": str(data_dir),
             "IHUB_DOCUMENT_BACKEND": "sqlite",
             "IHUB_SECRET_BACKEND": "local",
             "IHUB_QUEUE_BACKEND": "sqlite",
@@ -79,6 +140,7 @@ def run_demo(*, once: bool, issues: int, port: int) -> int:
     from shared.runtime import get_hub, reset_hub
 
     reset_hub()
+    stack.callback(reset_hub)
     hub = get_hub()
     host = DevHost(
         function_app.app,
@@ -89,32 +151,8 @@ def run_demo(*, once: bool, issues: int, port: int) -> int:
         enable_timers=not once,
     )
     host.start()
-    api = f"{host.base_url}/api"
-    console.print(f"[bold]Integration Hub demo[/]  dev host {api}  GitHub sandbox {sandbox.base_url} ({issues} issues)")
-    try:
-        _scenario(console, sandbox, host, api, issues)
-    except DemoFailed as exc:
-        console.print(f"[red]demo failed:[/] {exc}")
-        host.stop()
-        sandbox.stop()
-        return 1
-    admin_url = f"{api}/manage/?tenant={TENANT}"
-    console.print(f"\nAdmin page: [link={admin_url}]{admin_url}[/link]")
-    if once:
-        host.stop()
-        sandbox.stop()
-        reset_hub()
-        return 0
-    console.print("Dev host and sandbox keep running; Ctrl-C to stop.")
-    try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        host.stop()
-        sandbox.stop()
-    return 0
+    stack.callback(host.stop)
+    return host, sandbox, f"{host.base_url}/api"
 
 
 def _scenario(console: Console, sandbox: Any, host: Any, api: str, issues: int) -> None:
