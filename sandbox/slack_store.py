@@ -201,7 +201,7 @@ class SlackWorkspace:
             ts = self._tick()
             created = int(ts.split(".")[0])
             creator = creator or self.bot_user_id
-            channel = {
+            channel: dict[str, Any] = {
                 "id": channel_id, "name": name, "is_channel": not is_private, "is_group": is_private,
                 "is_im": False, "is_mpim": False, "is_private": is_private, "created": created,
                 "is_archived": False, "is_general": not self._channels, "unlinked": 0, "name_normalized": name,
