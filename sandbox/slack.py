@@ -83,7 +83,7 @@ def _int_arg(args: Mapping[str, str], name: str, default: int, maximum: int) -> 
         raise SlackError("invalid_arguments") from None
     if value < 0:
         raise SlackError("invalid_arguments")
-    return min(value or default, maximum)
+    return min(value, maximum) if value else default
 
 
 def _flag(args: Mapping[str, str], name: str) -> bool:
@@ -342,7 +342,11 @@ class SlackSandbox(SlackControl):
     # -- Web API methods --------------------------------------------------------------------------
 
     def _users_list(self, args: dict[str, str], info: TokenInfo) -> dict[str, Any]:
-        limit = _int_arg(args, "limit", 100, MAX_LIMIT["users.list"])
+        limit = _int_arg(args, "limit", 0, MAX_LIMIT["users.list"])
+        if not limit:  # no limit: Slack tries to send everything, and refuses when the workspace is large
+            if self.workspace.user_count > MAX_LIMIT["users.list"]:
+                raise SlackError("limit_required")
+            limit = MAX_LIMIT["users.list"]
         members, following = self.workspace.list_users(args.get("cursor") or None, limit)
         return {"members": members, "cache_ts": int(self.now()), "response_metadata": {"next_cursor": following}}
 

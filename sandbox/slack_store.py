@@ -177,6 +177,11 @@ class SlackWorkspace:
         with self.lock:
             return [_copy_user(self._users[u]) for u in self._user_order]
 
+    @property
+    def user_count(self) -> int:
+        """How many members exist (the bot user included)."""
+        return len(self._user_order)
+
     def list_users(self, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str]:
         """One ``users.list`` page and the next cursor (``""`` at the end)."""
         with self.lock:

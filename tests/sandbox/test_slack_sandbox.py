@@ -109,6 +109,14 @@ def test_users_list_pages_cover_everyone_once(sb: SlackSandbox, api: httpx.Clien
     assert {"id", "team_id", "name", "deleted", "tz", "updated"} <= set(human)
 
 
+def test_users_list_without_limit_sends_all_or_asks_for_a_limit(sb: SlackSandbox, api: httpx.Client) -> None:
+    everyone = api.get("/users.list").json()
+    assert len(everyone["members"]) == 24 and everyone["response_metadata"]["next_cursor"] == ""
+    sb.workspace.seed(users=1000)
+    assert api.get("/users.list").json() == {"ok": False, "error": "limit_required"}
+    assert len(api.get("/users.list", params={"limit": 5000}).json()["members"]) == 1000
+
+
 def test_conversations_list_types_archived_and_short_pages(sb: SlackSandbox, api: httpx.Client) -> None:
     private = sb.create_channel("secret-plans", is_private=True)
     archived = sb.archive_channel(sb.workspace.channels[1]["id"])
