@@ -5,23 +5,28 @@ use and reused; senders are not thread-safe, so each is guarded by its own lock.
 drops duplicates silently (when the queue has duplicate detection), so ``send`` always
 returns True and ``send_many`` returns ``len(messages)``.
 
-Errors become hub errors: network, timeout and busy errors -> :class:`RetryLater`; missing
-queue or missing role -> :class:`ConfigurationError`; a message over the tier's size limit
--> :class:`FailRun` (large payloads belong in Blob Storage, see the claim-check pattern).
+Messages are checked before sending exactly as the embedded queue checks them
+(:func:`shared.ports.queue.check_outgoing`: id lengths, the tier's size limit, a session id on
+session-enabled queues), so both backends raise the same :class:`MessageRejected`. What the
+service still refuses maps to the same class: a message over the size limit, or one without a
+session id on a session-enabled queue this sender was not told about. Other errors become hub
+errors: network, timeout and busy errors -> :class:`RetryLater`; missing queue or missing role
+-> :class:`ConfigurationError`.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC
 from typing import Any, cast
 
-from shared.errors import ConfigurationError, FailRun, HubError, InvalidInput, RetryLater
-from shared.ports.queue import OutgoingMessage
+from shared.errors import ConfigurationError, HubError, RetryLater
+from shared.ports.queue import DEFAULT_MAX_MESSAGE_BYTES, MessageRejected, OutgoingMessage, check_outgoing
 
-_SCALARS = (str, int, float, bool)
+# What the service answers for a message without a session id on a session-enabled queue.
+_SESSION_REQUIRED_HINTS = ("sessionid was not set", "session id was not set", "requires session", "session-enabled")
 
 
 class ServiceBusWorkQueue:
@@ -31,11 +36,22 @@ class ServiceBusWorkQueue:
         fully_qualified_namespace: e.g. ``myns.servicebus.windows.net`` (the
             ``ServiceBusConnection__fullyQualifiedNamespace`` setting).
         credential: An azure-identity credential with the *Azure Service Bus Data Sender* role.
+        max_message_bytes: The tier's message size limit (Standard 256 KB; Premium per entity).
+        session_queues: The session-enabled queues (their entities have ``requiresSession``).
     """
 
-    def __init__(self, fully_qualified_namespace: str, credential: Any) -> None:
+    def __init__(
+        self,
+        fully_qualified_namespace: str,
+        credential: Any,
+        *,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        session_queues: Iterable[str] = (),
+    ) -> None:
         from azure.servicebus import ServiceBusClient
 
+        self._max_bytes = max_message_bytes
+        self._session_queues = {q.lower() for q in session_queues}
         self._namespace = fully_qualified_namespace
         self._client = ServiceBusClient(fully_qualified_namespace, credential)
         self._senders: dict[str, tuple[Any, threading.Lock]] = {}
@@ -65,7 +81,7 @@ class ServiceBusWorkQueue:
         except HubError:
             raise
         except MessageSizeExceededError as exc:
-            raise FailRun(f"message too large for {where}: {exc}", code="message_too_large") from exc
+            raise MessageRejected(f"message too large for {where}: {exc}", code="message_too_large") from exc
         except MessagingEntityNotFoundError as exc:
             raise ConfigurationError(f"{where} does not exist (check the queue name settings)") from exc
         except (ServiceBusAuthenticationError, ServiceBusAuthorizationError) as exc:
@@ -74,19 +90,19 @@ class ServiceBusWorkQueue:
                 "identity's 'Azure Service Bus Data Sender' role)"
             ) from exc
         except ServiceBusError as exc:
+            if any(hint in str(exc).lower() for hint in _SESSION_REQUIRED_HINTS):
+                raise MessageRejected(
+                    f"{where} is session-enabled: the message must have a session_id ({exc})",
+                    code="session_id_required",
+                ) from exc
             raise RetryLater(f"sending to {where} failed: {exc}") from exc
 
-    @staticmethod
-    def _to_sb(message: OutgoingMessage) -> Any:
+    def _to_sb(self, queue: str, message: OutgoingMessage) -> Any:
         from azure.servicebus import ServiceBusMessage
 
-        for key, value in message.application_properties.items():
-            if not isinstance(value, _SCALARS):
-                raise InvalidInput(
-                    f"application property {key!r} of message {message.message_id!r} is a {type(value).__name__}:"
-                    " Service Bus accepts only str, int, float or bool",
-                    code="invalid_message",
-                )
+        check_outgoing(
+            queue, message, max_message_bytes=self._max_bytes, requires_session=queue.lower() in self._session_queues
+        )
         scheduled = message.scheduled_at
         if scheduled is not None:
             scheduled = scheduled.replace(tzinfo=UTC) if scheduled.tzinfo is None else scheduled.astimezone(UTC)
@@ -97,6 +113,7 @@ class ServiceBusWorkQueue:
             content_type=message.content_type,
             application_properties=cast(Any, dict(message.application_properties) or None),
             scheduled_enqueue_time_utc=scheduled,
+            time_to_live=message.time_to_live,
         )
 
     def send(self, queue: str, message: OutgoingMessage) -> bool:
@@ -108,9 +125,9 @@ class ServiceBusWorkQueue:
         Raises:
             RetryLater: Transient Service Bus or network error.
             ConfigurationError: The queue does not exist or the identity may not send.
-            FailRun: The message is over the size limit.
+            MessageRejected: The message breaks a Service Bus limit.
         """
-        sb_message = self._to_sb(message)
+        sb_message = self._to_sb(queue, message)
         sender, lock = self._sender(queue)
         with self._errors(queue), lock:
             sender.send_messages(sb_message)
@@ -127,7 +144,7 @@ class ServiceBusWorkQueue:
             return 0
         groups: dict[str | None, list[Any]] = {}
         for m in messages:
-            groups.setdefault(m.session_id, []).append(self._to_sb(m))
+            groups.setdefault(m.session_id, []).append(self._to_sb(queue, m))
         sender, lock = self._sender(queue)
         with self._errors(queue), lock:
             for group in groups.values():

@@ -1,33 +1,56 @@
 """Embedded work queue in a SQLite file, with Azure Service Bus semantics.
 
-Peek-lock, delivery count, dead-lettering (``MaxDeliveryCountExceeded``), scheduled delivery,
-duplicate detection by ``message_id`` and session FIFO, as described in
+Peek-lock, lock renewal, delivery count, dead-lettering (``MaxDeliveryCountExceeded``,
+``TTLExpiredException``, explicit), a receivable dead-letter sub-queue, scheduled delivery,
+duplicate detection by ``message_id``, session FIFO, and Service Bus's limits, as described in
 :mod:`shared.ports.queue`. The file may be shared by threads (one connection each) and by
 processes (WAL): a process killed while it holds a lock simply lets the lock expire, and the
 message is delivered again to whoever receives next.
 
 A session's next message is its lowest-sequence *visible* message (a scheduled message enters
 the session when its time comes, like in Service Bus), and none is handed out while another
-message of the same session is locked.
+message of the same session is locked. Receiving looks at each session's head through an index,
+so a long backlog in a locked session costs nothing to skip.
+
+Within one process, writers of the same file take turns on a lock instead of SQLite's
+sleep-and-retry busy handler, and every send or settlement bumps a per-queue counter that a
+receiver can wait on (:meth:`SqliteWorkQueue.wait_for_change`): the dev host's pumps wake
+when work arrives instead of polling.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shared.backends.sqlite_base import SqliteFile, transaction
-from shared.errors import InvalidInput
-from shared.ports.queue import DeadLetteredMessage, LockLost, OutgoingMessage, ReceivedMessage
+from shared.backends.sqlite_base import SqliteFile
+from shared.ports.queue import (
+    DEAD_LETTER_DESCRIPTION,
+    DEAD_LETTER_REASON,
+    DEAD_LETTER_SUFFIX,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DeadLetteredMessage,
+    LockLost,
+    MessageRejected,
+    OutgoingMessage,
+    ReceivedMessage,
+    check_outgoing,
+    split_dead_letter_path,
+)
 
 MAX_DELIVERY_COUNT_EXCEEDED = "MaxDeliveryCountExceeded"
+TTL_EXPIRED = "TTLExpiredException"
+TTL_EXPIRED_DESCRIPTION = "The message expired and was dead lettered."
 _PRUNE_EVERY_SENDS = 1000
 
 _SCHEMA = """
@@ -43,12 +66,18 @@ CREATE INDEX IF NOT EXISTS ix_messages_queue_state ON messages (queue, state);
 -- Partial indexes stay small (locked messages only) and cost nothing on send.
 CREATE INDEX IF NOT EXISTS ix_messages_locked ON messages (queue, locked_until) WHERE locked_until IS NOT NULL;
 CREATE INDEX IF NOT EXISTS ix_messages_lock_token ON messages (lock_token) WHERE lock_token IS NOT NULL;
+-- Each session's messages in send order: the session heads are found by seeking, not scanning.
+CREATE INDEX IF NOT EXISTS ix_messages_session ON messages (queue, session_id, seq) WHERE state = 'active';
 -- Message ids seen within the duplicate-detection window (pruned every _PRUNE_EVERY_SENDS sends).
 CREATE TABLE IF NOT EXISTS duplicate_ids (
     queue TEXT NOT NULL, message_id TEXT NOT NULL, sent_at REAL NOT NULL, PRIMARY KEY (queue, message_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_duplicate_ids_sent ON duplicate_ids (sent_at);
 """
+_MIGRATIONS = (("expires_at", "ALTER TABLE messages ADD COLUMN expires_at REAL"),)
+_POST_MIGRATION = (
+    "CREATE INDEX IF NOT EXISTS ix_messages_expiry ON messages (queue, expires_at) WHERE expires_at IS NOT NULL"
+)
 
 # Inserts a new id, or refreshes one whose window expired; changes nothing (rowcount 0) for a duplicate.
 _INSERT_DUP = (
@@ -57,13 +86,38 @@ _INSERT_DUP = (
 )
 _INSERT_MSG = (
     "INSERT INTO messages (queue, message_id, session_id, body, content_type, props, enqueued_at,"
-    " visible_at, scheduled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " visible_at, scheduled_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _MSG_COLS = (
     "seq, message_id, session_id, body, content_type, props, enqueued_at, scheduled_at,"
-    " lock_token, locked_until, delivery_count"
+    " lock_token, locked_until, delivery_count, expires_at, state, dl_reason, dl_description"
 )
-_SCALARS = (str, int, float, bool)
+_UNLOCKED = "(locked_until IS NULL OR locked_until <= :now)"
+# Distinct sessions with active messages, by seeking the session index (one probe per session).
+_SESSIONS = """
+WITH RECURSIVE s(sid) AS (
+    SELECT (SELECT MIN(session_id) FROM messages WHERE queue = :q AND state = 'active' AND session_id IS NOT NULL)
+    UNION ALL
+    SELECT (SELECT MIN(session_id) FROM messages WHERE queue = :q AND state = 'active' AND session_id > s.sid)
+    FROM s WHERE s.sid IS NOT NULL
+) SELECT sid FROM s WHERE sid IS NOT NULL
+"""
+_SESSION_HEAD = (
+    "SELECT seq FROM messages WHERE queue = :q AND session_id = :sid AND state = 'active'"
+    f" AND visible_at <= :now AND {_UNLOCKED} ORDER BY seq LIMIT 1"
+)
+_NO_SESSION = (
+    "SELECT seq FROM messages WHERE queue = :q AND session_id IS NULL AND state = 'active'"
+    f" AND visible_at <= :now AND {_UNLOCKED} ORDER BY seq LIMIT :limit"
+)
+_LOCKED_SESSIONS = (
+    "SELECT DISTINCT session_id FROM messages WHERE queue = :q AND locked_until > :now"
+    " AND session_id IS NOT NULL AND state = 'active'"
+)
+_DEAD_HEADS = (
+    f"SELECT seq FROM messages WHERE queue = :q AND state = 'dead' AND {_UNLOCKED}"
+    " ORDER BY dead_lettered_at, seq LIMIT :limit"
+)
 
 
 @dataclass(frozen=True)
@@ -82,6 +136,48 @@ class PeekedMessage:
     application_properties: dict[str, Any] = field(default_factory=dict)
 
 
+class _FileSignals:
+    """Per-file, per-process coordination: a writers' turn lock and per-queue change counters."""
+
+    def __init__(self) -> None:
+        self.write_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._versions: dict[str, int] = {}
+
+    @staticmethod
+    def _key(queue: str) -> str:
+        base, dlq = split_dead_letter_path(queue)
+        return base + DEAD_LETTER_SUFFIX if dlq else base
+
+    def bump(self, *queues: str) -> None:
+        with self._cond:
+            for queue in map(self._key, queues):
+                self._versions[queue] = self._versions.get(queue, 0) + 1
+            self._cond.notify_all()
+
+    def version(self, queue: str) -> int:
+        with self._cond:
+            return self._versions.get(self._key(queue), 0)
+
+    def wait(self, queue: str, token: int, timeout: float) -> bool:
+        key = self._key(queue)
+        with self._cond:
+            return self._cond.wait_for(lambda: self._versions.get(key, 0) != token, max(0.0, timeout))
+
+
+_SIGNALS: dict[tuple[int, str], _FileSignals] = {}
+_SIGNALS_LOCK = threading.Lock()
+
+
+def _signals_for(path: Path) -> _FileSignals:
+    key = (os.getpid(), os.path.realpath(path))
+    with _SIGNALS_LOCK:
+        found = _SIGNALS.get(key)
+        if found is None:
+            found = _SIGNALS[key] = _FileSignals()
+        return found
+
+
 def _dt(value: float) -> datetime:
     return datetime.fromtimestamp(value, tz=UTC)
 
@@ -96,25 +192,31 @@ def _epoch(value: datetime) -> float:
 
 def _fields(r: tuple[Any, ...]) -> dict[str, Any]:
     """Fields common to received and peeked messages, from a row of ``_MSG_COLS``."""
+    props = json.loads(r[5])
     return {
         "body": r[3], "message_id": r[1], "sequence_number": r[0], "enqueued_at": _dt(r[6]),
         "delivery_count": r[10], "session_id": r[2], "scheduled_at": _opt_dt(r[7]), "content_type": r[4],
-        "application_properties": json.loads(r[5]),
+        "application_properties": props,
     }  # fmt: skip
 
 
-def _props_json(message: OutgoingMessage) -> str:
-    props = message.application_properties
-    if not props:
-        return "{}"
-    for key, value in props.items():
-        if not isinstance(value, _SCALARS):
-            raise InvalidInput(
-                f"application property {key!r} of message {message.message_id!r} is a {type(value).__name__}:"
-                " Service Bus accepts only str, int, float or bool",
-                code="invalid_message",
-            )
-    return json.dumps(props)
+def _received(r: tuple[Any, ...]) -> ReceivedMessage:
+    fields = _fields(r)
+    dead = r[12] == "dead"
+    if dead:  # as Service Bus: the reason travels as application properties too
+        fields["application_properties"] = {
+            **fields["application_properties"],
+            DEAD_LETTER_REASON: r[13] or "",
+            DEAD_LETTER_DESCRIPTION: r[14] or "",
+        }
+    return ReceivedMessage(
+        **fields,
+        lock_token=r[8],
+        locked_until=_dt(r[9]),
+        expires_at=_opt_dt(r[11]),
+        dead_letter_reason=(r[13] or "") if dead else None,
+        dead_letter_error_description=(r[14] or "") if dead else None,
+    )
 
 
 class SqliteWorkQueue:
@@ -125,6 +227,8 @@ class SqliteWorkQueue:
         lock_seconds: Default peek-lock duration.
         max_delivery_count: Deliveries after which a message is dead-lettered.
         duplicate_window_seconds: Duplicate-detection window per queue (0 disables it).
+        max_message_bytes: Largest message accepted (:func:`shared.ports.queue.message_size`).
+        session_queues: Queues that are session-enabled (see :meth:`declare_queue`).
         clock: Seconds since the epoch; injectable for tests.
     """
 
@@ -135,26 +239,71 @@ class SqliteWorkQueue:
         lock_seconds: float = 30.0,
         max_delivery_count: int = 10,
         duplicate_window_seconds: float = 600.0,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        session_queues: Iterable[str] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if lock_seconds <= 0 or max_delivery_count < 1 or duplicate_window_seconds < 0:
-            raise ValueError("lock_seconds must be > 0, max_delivery_count >= 1, duplicate_window_seconds >= 0")
+        if lock_seconds <= 0 or max_delivery_count < 1 or duplicate_window_seconds < 0 or max_message_bytes < 1:
+            raise ValueError(
+                "lock_seconds must be > 0, max_delivery_count >= 1, duplicate_window_seconds >= 0,"
+                " max_message_bytes >= 1"
+            )
         self._path = Path(path)
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._lock_seconds = lock_seconds
         self._max_deliveries = max_delivery_count
         self._window = duplicate_window_seconds
+        self._max_bytes = max_message_bytes
+        self._session_queues = {q.lower() for q in session_queues}
         self._clock = clock
         self._db = SqliteFile(self._path, owner="SqliteWorkQueue", pragmas=("wal_autocheckpoint=4000",))
         self._conn = self._db.conn
+        self._signals = _signals_for(self._path)
         self._sends = _PRUNE_EVERY_SENDS
         conn = self._conn()
-        conn.executescript(_SCHEMA)
+        with self._signals.write_lock:
+            conn.executescript(_SCHEMA)
+            have = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
+            for column, ddl in _MIGRATIONS:
+                if column not in have:
+                    conn.execute(ddl)
+            conn.execute(_POST_MIGRATION)
         self._count_sends(conn, 0, self._clock())
 
-    _write = staticmethod(transaction)
+    @contextmanager
+    def _write(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        """A write transaction; this process's writers take turns instead of busy-waiting."""
+        with self._signals.write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # --- configuration ---------------------------------------------------------------------
+
+    def declare_queue(self, queue: str, *, requires_session: bool) -> None:
+        """Say whether ``queue`` is session-enabled, like the queue entity's ``requiresSession``.
+
+        A session-enabled queue rejects messages without a session id.
+        """
+        if requires_session:
+            self._session_queues.add(queue.lower())
+        else:
+            self._session_queues.discard(queue.lower())
+
+    def requires_session(self, queue: str) -> bool:
+        """Whether ``queue`` is session-enabled (queue names are case-insensitive, as in Service Bus)."""
+        return queue.lower() in self._session_queues
 
     # --- sender side -------------------------------------------------------------------
+
+    def _check(self, queue: str, message: OutgoingMessage) -> str:
+        check_outgoing(queue, message, max_message_bytes=self._max_bytes, requires_session=self.requires_session(queue))
+        return json.dumps(message.application_properties) if message.application_properties else "{}"
 
     def send(self, queue: str, message: OutgoingMessage) -> bool:
         """Send one message.
@@ -164,29 +313,20 @@ class SqliteWorkQueue:
             duplicate-detection window), else True.
 
         Raises:
-            InvalidInput: An application property is not a str, int, float or bool.
+            MessageRejected: The message breaks a Service Bus limit (see :mod:`shared.ports.queue`).
         """
-        props = _props_json(message)  # validate before taking the write lock
-        conn = self._conn()
-        now = self._clock()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            accepted = self._insert(conn, queue, message, props, now)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        self._count_sends(conn, 1, now)
-        return accepted
+        return self.send_many(queue, [message]) == 1
 
     def send_many(self, queue: str, messages: Sequence[OutgoingMessage]) -> int:
-        """Send several messages in one transaction.
+        """Send several messages in one transaction (all or none).
 
         Returns:
             How many were accepted (not duplicates).
+
+        Raises:
+            MessageRejected: A message breaks a Service Bus limit; none is sent.
         """
-        props = [_props_json(m) for m in messages]
+        props = [self._check(queue, m) for m in messages]  # validate before taking the write lock
         if not props:
             return 0
         conn = self._conn()
@@ -194,6 +334,8 @@ class SqliteWorkQueue:
         with self._write(conn):
             accepted = sum(self._insert(conn, queue, m, p, now) for m, p in zip(messages, props, strict=True))
         self._count_sends(conn, len(props), now)
+        if accepted:
+            self._signals.bump(queue)
         return accepted
 
     def _insert(self, conn: sqlite3.Connection, queue: str, m: OutgoingMessage, props: str, now: float) -> bool:
@@ -201,7 +343,8 @@ class SqliteWorkQueue:
             return False  # seen within the window: dropped silently, like Service Bus
         scheduled = None if m.scheduled_at is None else _epoch(m.scheduled_at)
         visible = now if scheduled is None or scheduled < now else scheduled
-        values = (queue, m.message_id, m.session_id, m.body, m.content_type, props, now, visible, scheduled)
+        expires = None if m.time_to_live is None else now + m.time_to_live.total_seconds()
+        values = (queue, m.message_id, m.session_id, m.body, m.content_type, props, now, visible, scheduled, expires)
         conn.execute(_INSERT_MSG, values)
         return True
 
@@ -210,118 +353,155 @@ class SqliteWorkQueue:
         self._sends += n
         if self._sends >= _PRUNE_EVERY_SENDS:
             self._sends = 0
-            conn.execute("DELETE FROM duplicate_ids WHERE sent_at <= ?", (now - self._window,))
+            with self._signals.write_lock:
+                conn.execute("DELETE FROM duplicate_ids WHERE sent_at <= ?", (now - self._window,))
 
     # --- receiver side -----------------------------------------------------------------
 
-    def receive(self, queue: str, *, max_messages: int = 1, lock_seconds: float | None = None) -> list[ReceivedMessage]:
-        """Lock and return up to ``max_messages`` visible messages, in send order.
+    def receive(
+        self,
+        queue: str,
+        *,
+        max_messages: int = 1,
+        lock_seconds: float | None = None,
+        session_id: str | None = None,
+    ) -> list[ReceivedMessage]:
+        """Lock and return up to ``max_messages`` deliverable messages, in send order.
 
-        Messages whose lock expired after their last allowed delivery are dead-lettered
-        (``MaxDeliveryCountExceeded``) instead of being delivered again.
+        Before picking, messages whose lock expired after their last allowed delivery are
+        dead-lettered (``MaxDeliveryCountExceeded``), and so are expired ones (``TTLExpiredException``).
 
         Args:
-            queue: Queue name.
-            max_messages: Upper bound of messages returned.
+            queue: Queue name, or its dead-letter path ``<queue>/$DeadLetterQueue``.
+            max_messages: Upper bound of messages returned (one per session).
             lock_seconds: Lock duration (default: the queue's).
+            session_id: Only this session's next message (what a session receiver gets).
         """
         lock_for = self._lock_seconds if lock_seconds is None else lock_seconds
         if lock_for <= 0:
             raise ValueError("lock_seconds must be > 0")
         if max_messages < 1:
             return []
+        base, dlq = split_dead_letter_path(queue)
         conn = self._conn()
         now = self._clock()
         received: list[ReceivedMessage] = []
         with self._write(conn):
-            self._dead_letter_exhausted(conn, queue, now)
-            for seq in self._pick(conn, queue, now, max_messages):
+            moved = self._expire(conn, base, now)
+            if dlq:
+                picked = [r[0] for r in conn.execute(_DEAD_HEADS, {"q": base, "now": now, "limit": max_messages})]
+            else:
+                picked = self._pick(conn, base, now, max_messages, session_id)
+            for seq in picked:
                 row = conn.execute(
                     f"UPDATE messages SET lock_token = ?, locked_until = ?, delivery_count = delivery_count + 1"
                     f" WHERE seq = ? RETURNING {_MSG_COLS}",
                     (str(uuid.uuid4()), now + lock_for, seq),
                 ).fetchall()[0]
-                received.append(ReceivedMessage(**_fields(row), lock_token=row[8], locked_until=_dt(row[9])))
+                received.append(_received(row))
+        if moved:
+            self._signals.bump(base + DEAD_LETTER_SUFFIX)
         return received
 
-    def _pick(self, conn: sqlite3.Connection, queue: str, now: float, limit: int) -> list[int]:
+    def _pick(self, conn: sqlite3.Connection, queue: str, now: float, limit: int, session: str | None) -> list[int]:
         """Sequence numbers of deliverable messages: unlocked, visible, heads of unlocked sessions."""
-        locked_sessions = (
-            "SELECT session_id FROM messages WHERE queue = ? AND locked_until > ? AND session_id IS NOT NULL"
-            " AND state = 'active'"
-        )
-        excluded = {r[0] for r in conn.execute(locked_sessions, (queue, now))}
-        picked: list[int] = []
-        after = 0
-        while len(picked) < limit:
-            want = limit - len(picked)
-            rows = conn.execute(
-                "SELECT seq, session_id FROM messages WHERE queue = ? AND state = 'active' AND seq > ?"
-                " AND visible_at <= ? AND (locked_until IS NULL OR locked_until <= ?)"
-                " AND (session_id IS NULL OR session_id NOT IN (SELECT value FROM json_each(?)))"
-                " ORDER BY seq LIMIT ?",
-                (queue, after, now, now, json.dumps(sorted(excluded)), want),
-            ).fetchall()
-            for seq, session_id in rows:
-                if session_id is not None:
-                    if session_id in excluded:
-                        continue  # a later message of a session picked in this batch
-                    excluded.add(session_id)
-                picked.append(seq)
-            if len(rows) < want:
-                break
-            after = rows[-1][0]
-        return picked
+        params: dict[str, Any] = {"q": queue, "now": now, "limit": limit}
+        locked = {r[0] for r in conn.execute(_LOCKED_SESSIONS, params)}
+        if session is not None:
+            sessions = [] if session in locked else [session]
+            candidates: list[int] = []
+        else:
+            sessions = [r[0] for r in conn.execute(_SESSIONS, params) if r[0] not in locked]
+            candidates = [r[0] for r in conn.execute(_NO_SESSION, params)]
+        for sid in sessions:
+            head = conn.execute(_SESSION_HEAD, {**params, "sid": sid}).fetchone()
+            if head is not None:
+                candidates.append(head[0])
+        return sorted(candidates)[:limit]
 
-    def _dead_letter_exhausted(self, conn: sqlite3.Connection, queue: str, now: float) -> int:
-        """Dead-letter messages whose lock expired on their last allowed delivery."""
-        return conn.execute(
-            "UPDATE messages SET state = 'dead', lock_token = NULL, locked_until = NULL, dl_reason = ?,"
+    def _expire(self, conn: sqlite3.Connection, queue: str, now: float) -> int:
+        """Dead-letter messages whose lock expired on their last allowed delivery, and expired ones."""
+        params = {"q": queue, "now": now, "max": self._max_deliveries}
+        exhausted = conn.execute(
+            "UPDATE messages SET state = 'dead', lock_token = NULL, locked_until = NULL, dl_reason = :reason,"
             " dl_description = 'Message could not be consumed after ' || delivery_count || ' delivery attempts.'"
             " || ' The last lock expired without the message being settled (the receiver crashed or timed out).',"
-            " dead_lettered_at = ?"
-            " WHERE queue = ? AND locked_until <= ? AND delivery_count >= ? AND state = 'active'",
-            (MAX_DELIVERY_COUNT_EXCEEDED, now, queue, now, self._max_deliveries),
+            " dead_lettered_at = :now"
+            " WHERE queue = :q AND locked_until <= :now AND delivery_count >= :max AND state = 'active'",
+            {**params, "reason": MAX_DELIVERY_COUNT_EXCEEDED},
         ).rowcount
+        expired = conn.execute(
+            "UPDATE messages SET state = 'dead', lock_token = NULL, locked_until = NULL, dl_reason = :reason,"
+            f" dl_description = :description, dead_lettered_at = :now WHERE queue = :q AND expires_at <= :now"
+            f" AND {_UNLOCKED} AND state = 'active'",
+            {**params, "reason": TTL_EXPIRED, "description": TTL_EXPIRED_DESCRIPTION},
+        ).rowcount
+        return int(exhausted) + int(expired)
 
     def _sweep(self, queue: str) -> sqlite3.Connection:
-        """Apply lock expiry dead-lettering before a read, taking the write lock only if needed."""
+        """Apply lock-expiry and TTL dead-lettering before a read, taking the write lock only if needed."""
         conn = self._conn()
         now = self._clock()
         if conn.execute(
-            "SELECT 1 FROM messages WHERE queue = ? AND locked_until <= ? AND delivery_count >= ?"
-            " AND state = 'active' LIMIT 1",
-            (queue, now, self._max_deliveries),
+            "SELECT 1 FROM messages WHERE queue = ? AND state = 'active'"
+            " AND ((locked_until <= ? AND delivery_count >= ?)"
+            " OR (expires_at <= ? AND (locked_until IS NULL OR locked_until <= ?))) LIMIT 1",
+            (queue, now, self._max_deliveries, now, now),
         ).fetchone():
             with self._write(conn):
-                self._dead_letter_exhausted(conn, queue, now)
+                moved = self._expire(conn, queue, now)
+            if moved:
+                self._signals.bump(queue + DEAD_LETTER_SUFFIX)
         return conn
 
+    def _settle(self, queue: str, lock_token: str, sql: str, params: dict[str, Any], *, bump: Sequence[str]) -> None:
+        """Run a statement that settles one locked message; LockLost when it matched none."""
+        conn = self._conn()
+        with self._signals.write_lock:
+            changed = conn.execute(sql, params).rowcount
+        if changed == 0:
+            raise LockLost(f"lock {lock_token} on queue {queue!r} is unknown or expired")
+        self._signals.bump(*bump)
+
+    @staticmethod
+    def _state(dlq: bool) -> str:
+        return "dead" if dlq else "active"
+
     def complete(self, queue: str, lock_token: str) -> None:
-        """Remove a locked message.
+        """Remove a locked message (from the queue or its dead-letter queue).
 
         Raises:
             LockLost: The token is unknown or its lock expired.
         """
+        base, dlq = split_dead_letter_path(queue)
         self._settle(
             queue,
             lock_token,
-            "DELETE FROM messages WHERE lock_token = ? AND queue = ? AND state = 'active' AND locked_until > ?",
-            (lock_token, queue, self._clock()),
+            "DELETE FROM messages WHERE lock_token = :token AND queue = :q AND state = :state AND locked_until > :now",
+            {"token": lock_token, "q": base, "state": self._state(dlq), "now": self._clock()},
+            bump=(queue,),
         )
-
-    def _settle(self, queue: str, lock_token: str, sql: str, params: Sequence[Any] | dict[str, Any]) -> None:
-        """Run a statement that settles one locked message; LockLost when it matched none."""
-        if self._conn().execute(sql, params).rowcount == 0:
-            raise LockLost(f"lock {lock_token} on queue {queue!r} is unknown or expired")
 
     def abandon(self, queue: str, lock_token: str, *, error: str | None = None) -> None:
         """Release the lock so the message is delivered again, or dead-letter it when this was
         its last allowed delivery (reason ``MaxDeliveryCountExceeded``, ``error`` in the description).
+        A message of a dead-letter queue is only released.
 
         Raises:
             LockLost: The token is unknown or its lock expired.
         """
+        base, dlq = split_dead_letter_path(queue)
+        now = self._clock()
+        if dlq:
+            self._settle(
+                queue,
+                lock_token,
+                "UPDATE messages SET lock_token = NULL, locked_until = NULL"
+                " WHERE lock_token = :token AND queue = :q AND state = 'dead' AND locked_until > :now",
+                {"token": lock_token, "q": base, "now": now},
+                bump=(queue,),
+            )
+            return
         last_error = f" Last error: {error}" if error else ""
         self._settle(
             queue,
@@ -332,9 +512,10 @@ class SqliteWorkQueue:
             " dl_description = CASE WHEN delivery_count >= :max THEN"
             "   'Message could not be consumed after ' || delivery_count || ' delivery attempts.' || :err END,"
             " dead_lettered_at = CASE WHEN delivery_count >= :max THEN :now END"
-            " WHERE lock_token = :token AND queue = :queue AND state = 'active' AND locked_until > :now",
+            " WHERE lock_token = :token AND queue = :q AND state = 'active' AND locked_until > :now",
             {"max": self._max_deliveries, "reason": MAX_DELIVERY_COUNT_EXCEEDED, "err": last_error,
-             "now": self._clock(), "token": lock_token, "queue": queue},
+             "now": now, "token": lock_token, "q": base},
+            bump=(queue, queue + DEAD_LETTER_SUFFIX),
         )  # fmt: skip
 
     def dead_letter(self, queue: str, lock_token: str, *, reason: str, description: str = "") -> None:
@@ -342,16 +523,56 @@ class SqliteWorkQueue:
 
         Raises:
             LockLost: The token is unknown or its lock expired.
+            MessageRejected: The message is in a dead-letter queue already.
         """
-        now = self._clock()
+        base, dlq = split_dead_letter_path(queue)
+        if dlq:
+            raise MessageRejected(
+                f"queue {queue!r}: a dead-lettered message cannot be dead-lettered again; complete or abandon it",
+                code="dead_letter_queue_dead_letter",
+            )
         self._settle(
             queue,
             lock_token,
-            "UPDATE messages SET state = 'dead', lock_token = NULL, locked_until = NULL, dl_reason = ?,"
-            " dl_description = ?, dead_lettered_at = ? WHERE lock_token = ? AND queue = ? AND state = 'active'"
-            " AND locked_until > ?",
-            (reason, description, now, lock_token, queue, now),
+            "UPDATE messages SET state = 'dead', lock_token = NULL, locked_until = NULL, dl_reason = :reason,"
+            " dl_description = :description, dead_lettered_at = :now WHERE lock_token = :token AND queue = :q"
+            " AND state = 'active' AND locked_until > :now",
+            {"reason": reason, "description": description, "now": self._clock(), "token": lock_token, "q": base},
+            bump=(queue, queue + DEAD_LETTER_SUFFIX),
         )
+
+    def renew_lock(self, queue: str, lock_token: str, *, lock_seconds: float | None = None) -> datetime:
+        """Extend a held lock by the lock duration from now (Service Bus ``RenewMessageLock``).
+
+        Returns:
+            The new ``locked_until``.
+
+        Raises:
+            LockLost: The token is unknown or its lock already expired.
+        """
+        base, dlq = split_dead_letter_path(queue)
+        now = self._clock()
+        until = now + (self._lock_seconds if lock_seconds is None else lock_seconds)
+        self._settle(
+            queue,
+            lock_token,
+            "UPDATE messages SET locked_until = :until WHERE lock_token = :token AND queue = :q AND state = :state"
+            " AND locked_until > :now",
+            {"until": until, "token": lock_token, "q": base, "state": self._state(dlq), "now": now},
+            bump=(),
+        )
+        return _dt(until)
+
+    def change_token(self, queue: str) -> int:
+        """A counter that moves whenever this process sends to or settles on ``queue``."""
+        return self._signals.version(queue)
+
+    def wait_for_change(self, queue: str, token: int, timeout: float) -> bool:
+        """Wait until ``change_token(queue) != token`` or ``timeout`` seconds; True when it changed.
+
+        Changes made by other processes do not wake the waiter (poll with a short timeout).
+        """
+        return self._signals.wait(queue, token, timeout)
 
     def dead_letters(self, queue: str) -> list[DeadLetteredMessage]:
         """The dead-letter queue of ``queue``, oldest first."""
@@ -371,10 +592,12 @@ class SqliteWorkQueue:
         ]  # fmt: skip
 
     def active_count(self, queue: str) -> int:
-        """Messages not completed or dead-lettered (scheduled and locked ones included)."""
+        """Messages not completed or dead-lettered (scheduled and locked ones included); for a
+        dead-letter path, the messages in that dead-letter queue."""
+        base, dlq = split_dead_letter_path(queue)
         row = (
-            self._sweep(queue)
-            .execute("SELECT COUNT(*) FROM messages WHERE queue = ? AND state = 'active'", (queue,))
+            self._sweep(base)
+            .execute("SELECT COUNT(*) FROM messages WHERE queue = ? AND state = ?", (base, self._state(dlq)))
             .fetchone()
         )
         return int(row[0])
@@ -401,7 +624,7 @@ class SqliteWorkQueue:
         with self._write(conn):
             deleted = conn.execute("DELETE FROM messages WHERE queue = ?", (queue,)).rowcount
             conn.execute("DELETE FROM duplicate_ids WHERE queue = ?", (queue,))
-        return deleted
+        return int(deleted)
 
     def close(self) -> None:
         """Close every connection this queue opened (in any thread)."""

@@ -4,6 +4,11 @@ The sender contract runs on every backend: the embedded SqliteWorkQueue always, 
 when ServiceBusConnection__fullyQualifiedNamespace and TEST_SERVICEBUS_QUEUE are set. The
 receiver side (peek-lock, delivery count, dead-letter, scheduling, sessions, duplicate
 window) exists on the embedded backend only and is tested there with an injected clock.
+
+Service Bus's limits are part of the sender contract: every backend refuses an id over 128
+characters, a message over the size limit, a message without a session id on a
+session-enabled queue, and a send to a dead-letter queue, with the same MessageRejected.
+TEST_SERVICEBUS_QUEUE should be session-enabled, like the app's queues.
 """
 
 from __future__ import annotations
@@ -20,10 +25,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.backends.sqlite_queue import SqliteWorkQueue
 from shared.errors import InvalidInput
-from shared.ports.queue import LockLost, OutgoingMessage, WorkQueue
+from shared.ports.queue import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    MAX_ID_LENGTH,
+    LockLost,
+    MessageRejected,
+    OutgoingMessage,
+    WorkQueue,
+    dead_letter_queue_of,
+    fit_id,
+    message_size,
+)
 
 Q = "sync-inbound"
 NAMESPACE_SETTING = "ServiceBusConnection__fullyQualifiedNamespace"
@@ -40,7 +57,7 @@ class SenderUnderTest:
 @pytest.fixture(params=["sqlite", pytest.param("servicebus", marks=pytest.mark.azure)])
 def sender(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SenderUnderTest]:
     if request.param == "sqlite":
-        sut = SenderUnderTest(SqliteWorkQueue(tmp_path / "queue.sqlite"), Q, True, None)
+        sut = SenderUnderTest(SqliteWorkQueue(tmp_path / "queue.sqlite", session_queues=[Q]), Q, True, "contract-tests")
     else:
         namespace, queue = os.environ.get(NAMESPACE_SETTING), os.environ.get("TEST_SERVICEBUS_QUEUE")
         missing = [n for n, v in ((NAMESPACE_SETTING, namespace), ("TEST_SERVICEBUS_QUEUE", queue)) if not v]
@@ -51,7 +68,8 @@ def sender(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SenderUnd
         from shared.backends.servicebus_queue import ServiceBusWorkQueue
 
         # A session id on every message works on session-enabled and plain queues alike.
-        sut = SenderUnderTest(ServiceBusWorkQueue(namespace, azure_credential()), queue, False, "contract-tests")
+        sb = ServiceBusWorkQueue(namespace, azure_credential(), session_queues=[queue])
+        sut = SenderUnderTest(sb, queue, False, "contract-tests")
     yield sut
     sut.queue.close()
 
@@ -91,6 +109,85 @@ def test_scheduled_and_propertied_messages_are_accepted(sender: SenderUnderTest)
 def test_non_scalar_application_properties_are_rejected(sender: SenderUnderTest) -> None:
     with pytest.raises(InvalidInput):
         sender.queue.send(sender.name, msg(session=sender.session, application_properties={"nested": {"a": 1}}))
+
+
+# --- Service Bus's limits (every backend) ----------------------------------------------------
+
+
+def test_ids_of_128_characters_are_accepted(sender: SenderUnderTest) -> None:
+    longest = f"{uuid.uuid4().hex}-".ljust(MAX_ID_LENGTH, "x")
+    assert sender.queue.send(sender.name, msg(longest, session="s" * MAX_ID_LENGTH)) is True
+
+
+def test_message_id_over_128_characters_is_rejected(sender: SenderUnderTest) -> None:
+    with pytest.raises(MessageRejected, match="message_id is 129 characters") as caught:
+        sender.queue.send(sender.name, msg("m" * 129, session=sender.session))
+    assert caught.value.code == "message_id_invalid"
+    with pytest.raises(MessageRejected):
+        sender.queue.send(sender.name, OutgoingMessage(b"{}", "", session_id=sender.session))
+
+
+def test_session_id_over_128_characters_is_rejected(sender: SenderUnderTest) -> None:
+    with pytest.raises(MessageRejected, match="session_id") as caught:
+        sender.queue.send(sender.name, msg(session="s" * 129))
+    assert caught.value.code == "session_id_too_long"
+
+
+def test_message_without_session_on_a_session_enabled_queue_is_rejected(sender: SenderUnderTest) -> None:
+    with pytest.raises(MessageRejected, match="session-enabled") as caught:
+        sender.queue.send(sender.name, msg())
+    assert caught.value.code == "session_id_required"
+
+
+def test_message_over_the_size_limit_is_rejected(sender: SenderUnderTest) -> None:
+    body = b"x" * (DEFAULT_MAX_MESSAGE_BYTES + 1)
+    with pytest.raises(MessageRejected, match="bytes; the limit is 262144") as caught:
+        sender.queue.send(sender.name, OutgoingMessage(body, uuid.uuid4().hex, session_id=sender.session))
+    assert caught.value.code == "message_too_large"
+    near = OutgoingMessage(b"x" * (DEFAULT_MAX_MESSAGE_BYTES - 8192), uuid.uuid4().hex, session_id=sender.session)
+    assert sender.queue.send(sender.name, near) is True
+
+
+def test_application_properties_count_toward_the_size_limit(sender: SenderUnderTest) -> None:
+    props = {f"p{i}": "v" * 1000 for i in range(100)}  # about 100 KB of properties
+    m = OutgoingMessage(b"x" * (DEFAULT_MAX_MESSAGE_BYTES - 50_000), uuid.uuid4().hex, session_id=sender.session,
+                        application_properties=props)
+    assert len(m.body) < DEFAULT_MAX_MESSAGE_BYTES < message_size(m)
+    with pytest.raises(MessageRejected, match="limit"):
+        sender.queue.send(sender.name, m)
+
+
+def test_a_rejected_message_in_a_batch_sends_none_of_it(sender: SenderUnderTest) -> None:
+    good = msg(session=sender.session)
+    with pytest.raises(MessageRejected):
+        sender.queue.send_many(sender.name, [good, msg("m" * 200, session=sender.session)])
+    if sender.detects_duplicates:  # the good one was not sent, so it is not a duplicate now
+        assert sender.queue.send(sender.name, good) is True
+
+
+def test_sending_to_a_dead_letter_queue_is_rejected(sender: SenderUnderTest) -> None:
+    with pytest.raises(MessageRejected, match="dead-letter"):
+        sender.queue.send(dead_letter_queue_of(sender.name), msg(session=sender.session))
+
+
+def test_configured_size_limit_applies(tmp_path: Path) -> None:
+    queue = SqliteWorkQueue(tmp_path / "q.sqlite", max_message_bytes=1000)
+    with pytest.raises(MessageRejected, match="the limit is 1000"):
+        queue.send(Q, OutgoingMessage(b"x" * 1000, "m1"))
+    assert queue.send(Q, OutgoingMessage(b"x" * 900, "m1"))
+    queue.close()
+
+
+def test_session_enabled_queues_can_be_declared_and_are_case_insensitive(tmp_path: Path) -> None:
+    queue = SqliteWorkQueue(tmp_path / "q.sqlite")
+    assert queue.send("plain", msg())  # not session-enabled: a message without a session is fine
+    queue.declare_queue("Plain", requires_session=True)
+    assert queue.requires_session("plain")
+    with pytest.raises(MessageRejected):
+        queue.send("plain", msg())
+    queue.declare_queue("plain", requires_session=False)
+    assert queue.send("plain", msg())
+    queue.close()
 
 
 # --- receiver side (embedded backend) -----------------------------------------------------
@@ -381,3 +478,175 @@ def test_peek_and_purge_helpers(q: SqliteWorkQueue, clock: Clock) -> None:
     assert q.purge(Q) == 2
     assert q.active_count(Q) == 0 and q.peek(Q) == []
     assert q.send(Q, msg("p1")) is True  # purge forgets the duplicate-detection history too
+
+
+# --- dead-letter queue, TTL, lock renewal, session receivers, change signal (embedded) -------------
+
+
+def test_expired_message_is_dead_lettered_with_ttl_reason(q: SqliteWorkQueue, clock: Clock) -> None:
+    q.send(Q, msg("short-lived", time_to_live=timedelta(seconds=60)))
+    q.send(Q, msg("long-lived", time_to_live=timedelta(hours=1)))
+    clock.advance(61)
+    [m] = q.receive(Q, max_messages=5)
+    assert m.message_id == "long-lived" and m.expires_at == datetime.fromtimestamp(clock.now - 61 + 3600, UTC)
+    [dead] = q.dead_letters(Q)
+    assert (dead.message_id, dead.reason) == ("short-lived", "TTLExpiredException")
+    assert dead.description == "The message expired and was dead lettered."
+
+
+def test_a_locked_message_does_not_expire_under_its_receiver(q: SqliteWorkQueue, clock: Clock) -> None:
+    q.send(Q, msg("m1", time_to_live=timedelta(seconds=10)))
+    [m] = q.receive(Q)
+    clock.advance(20)  # expired while locked (lock is 30 s): the receiver may still complete it
+    assert q.dead_letters(Q) == []
+    q.complete(Q, m.lock_token)
+    assert q.active_count(Q) == 0 and q.dead_letters(Q) == []
+
+
+def test_dead_letter_queue_is_received_with_reason_and_description(q: SqliteWorkQueue) -> None:
+    dlq = dead_letter_queue_of(Q)
+    q.send_many(Q, [msg("a", session="s1", application_properties={"k": "v"}), msg("b", session="s1")])
+    [a] = q.receive(Q)
+    q.dead_letter(Q, a.lock_token, reason="SchemaError", description="field 'id' missing")
+    assert q.active_count(dlq) == 1 and q.active_count(Q) == 1
+    [got] = q.receive(dlq, max_messages=5)
+    assert (got.message_id, got.session_id, got.delivery_count) == ("a", "s1", 2)
+    assert (got.dead_letter_reason, got.dead_letter_error_description) == ("SchemaError", "field 'id' missing")
+    assert got.application_properties == {
+        "k": "v", "DeadLetterReason": "SchemaError", "DeadLetterErrorDescription": "field 'id' missing"}
+    assert q.receive(dlq) == []  # locked
+    [b] = q.receive(Q)  # the dead-lettered head no longer holds its session
+    assert b.message_id == "b" and b.dead_letter_reason is None
+    q.abandon(dlq, got.lock_token)  # released, never dead-lettered again
+    [again] = q.receive(dlq)
+    with pytest.raises(MessageRejected):
+        q.dead_letter(dlq, again.lock_token, reason="x")
+    q.complete(dlq, again.lock_token)
+    assert q.active_count(dlq) == 0 and q.dead_letters(Q) == []
+
+
+def test_dead_letter_queue_path_is_case_insensitive_and_not_session_ordered(q: SqliteWorkQueue) -> None:
+    q.send_many(Q, [msg(f"m{i}", session="s") for i in range(2)])
+    for _ in range(2):
+        [m] = q.receive(Q)
+        q.dead_letter(Q, m.lock_token, reason="r")
+    got = q.receive(f"{Q}/$deadletterqueue", max_messages=5)
+    assert [m.message_id for m in got] == ["m0", "m1"]  # both at once: a DLQ has no sessions
+
+
+def test_max_delivery_dead_letter_reaches_the_dead_letter_queue(q: SqliteWorkQueue, clock: Clock) -> None:
+    q.send(Q, msg("poison"))
+    for _ in range(3):
+        [m] = q.receive(Q)
+        q.abandon(Q, m.lock_token, error="ValueError: nope")
+    [dead] = q.receive(dead_letter_queue_of(Q))
+    assert dead.dead_letter_reason == "MaxDeliveryCountExceeded"
+    assert "ValueError: nope" in (dead.dead_letter_error_description or "")
+
+
+def test_renew_lock_keeps_the_message(q: SqliteWorkQueue, clock: Clock) -> None:
+    q.send(Q, msg("long"))
+    [m] = q.receive(Q, lock_seconds=10)
+    clock.advance(8)
+    until = q.renew_lock(Q, m.lock_token)
+    assert until == datetime.fromtimestamp(clock.now + 30, UTC)
+    clock.advance(20)  # past the first lock, within the renewed one
+    assert q.receive(Q) == []
+    q.complete(Q, m.lock_token)
+    q.send(Q, msg("lost"))
+    [lost] = q.receive(Q)
+    clock.advance(31)
+    with pytest.raises(LockLost):
+        q.renew_lock(Q, lost.lock_token)
+
+
+def test_session_receiver_gets_only_its_sessions_next_message(q: SqliteWorkQueue) -> None:
+    q.send_many(Q, [msg("a1", session="a"), msg("b1", session="b"), msg("a2", session="a"), msg("n1")])
+    [a1] = q.receive(Q, session_id="a", max_messages=5)
+    assert a1.message_id == "a1"
+    assert q.receive(Q, session_id="a") == []  # a1 holds the session
+    q.complete(Q, a1.lock_token)
+    assert [m.message_id for m in q.receive(Q, session_id="a", max_messages=5)] == ["a2"]
+    assert q.receive(Q, session_id="nobody") == []
+    assert [m.message_id for m in q.receive(Q, max_messages=5)] == ["b1", "n1"]
+
+
+def test_a_long_locked_session_does_not_hide_other_work(q: SqliteWorkQueue) -> None:
+    q.send_many(Q, [msg(f"busy-{i}", session="busy") for i in range(500)])
+    q.send_many(Q, [msg("other", session="other"), msg("free")])
+    [head] = q.receive(Q)
+    assert head.message_id == "busy-0"
+    assert [m.message_id for m in q.receive(Q, max_messages=5)] == ["other", "free"]
+
+
+def test_wait_for_change_wakes_on_a_send_from_another_instance(tmp_path: Path) -> None:
+    receiver = SqliteWorkQueue(tmp_path / "q.sqlite")
+    sender_q = SqliteWorkQueue(tmp_path / "q.sqlite")
+    token = receiver.change_token(Q)
+    assert receiver.wait_for_change(Q, token, 0.01) is False
+    woke: list[bool] = []
+    waiter = threading.Thread(target=lambda: woke.append(receiver.wait_for_change(Q, token, 30)))
+    waiter.start()
+    sender_q.send(Q, msg("m1"))
+    waiter.join(30)
+    assert woke == [True]
+    token = receiver.change_token(Q)
+    sender_q.send("other-queue", msg("m2"))
+    assert receiver.change_token(Q) == token  # another queue's send does not count
+    [m] = receiver.receive(Q)
+    receiver.complete(Q, m.lock_token)  # settling counts (it may free a session's next message)
+    assert receiver.change_token(Q) != token
+    dlq_token = receiver.change_token(dead_letter_queue_of(Q))
+    sender_q.send(Q, msg("m3"))
+    [m3] = receiver.receive(Q)
+    receiver.dead_letter(Q, m3.lock_token, reason="r")
+    assert receiver.change_token(dead_letter_queue_of(Q)) != dlq_token
+    receiver.close()
+    sender_q.close()
+
+
+def test_a_queue_file_of_the_previous_schema_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            "CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL,"
+            " message_id TEXT NOT NULL, session_id TEXT, body BLOB NOT NULL, content_type TEXT NOT NULL,"
+            " props TEXT NOT NULL, enqueued_at REAL NOT NULL, visible_at REAL NOT NULL, scheduled_at REAL,"
+            " lock_token TEXT, locked_until REAL, delivery_count INTEGER NOT NULL DEFAULT 0,"
+            " state TEXT NOT NULL DEFAULT 'active', dl_reason TEXT, dl_description TEXT, dead_lettered_at REAL);"
+            "INSERT INTO messages (queue, message_id, body, content_type, props, enqueued_at, visible_at)"
+            " VALUES ('sync-inbound', 'old-1', x'7b7d', 'application/json', '{}', 1, 1);"
+        )
+    conn.close()
+    queue = SqliteWorkQueue(path)
+    [m] = queue.receive(Q)
+    assert m.message_id == "old-1" and m.expires_at is None
+    queue.send(Q, msg("new-1", time_to_live=timedelta(minutes=1)))
+    queue.close()
+
+
+# --- ids that always fit ----------------------------------------------------------------------------
+
+
+@given(st.text(min_size=0, max_size=600))
+def test_fit_id_always_fits_and_is_stable(key: str) -> None:
+    fitted = fit_id(key)
+    assert len(fitted) <= MAX_ID_LENGTH
+    assert fitted == fit_id(key)
+    if len(key) <= MAX_ID_LENGTH:
+        assert fitted == key
+    else:
+        assert fitted.startswith(key[:60]) and fitted[-33] == "~"
+
+
+@given(st.text(min_size=129, max_size=300), st.text(min_size=129, max_size=300))
+def test_fit_id_keeps_long_keys_apart(a: str, b: str) -> None:
+    assert (fit_id(a) == fit_id(b)) == (a == b)
+
+
+def test_fit_id_of_keys_sharing_a_long_prefix_differs() -> None:
+    base = "t" * 128 + ":"
+    assert fit_id(base + "integration-1") != fit_id(base + "integration-2")
+    assert len(fit_id(base + "integration-1")) == MAX_ID_LENGTH
