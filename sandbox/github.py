@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from sandbox.common import SortedIndex
 from sandbox.server import (
     RateWindow,
     Request,
@@ -95,6 +96,7 @@ class GitHubSandbox(SandboxServer):
 
     hook_id = 424242
     repository_id = 7000001
+    _cycle_page: int | None = None  # see link_cycle
 
     def __init__(
         self, owner: str = "acme", repo: str = "widgets", token: str = "gh-sandbox-token", issues: int = 0,
@@ -108,6 +110,11 @@ class GitHubSandbox(SandboxServer):
         self._rng = random.Random(seed)
         self._clock = EPOCH
         self._issues: dict[int, dict[str, Any]] = {}
+        # Per state ("all", "open", "closed"): keys (updated_at, number) and (number,) kept sorted, so a
+        # page is a bisect plus a slice; numbers grow with created_at, so (number,) is created order.
+        self._by_updated = {state: SortedIndex() for state in ("all", "open", "closed")}
+        self._by_created = {state: SortedIndex() for state in ("all", "open", "closed")}
+        self.touched = 0  # issues examined by listings (instrumentation: a page must not cost the whole repo)
         self._log: list[tuple[str, str, int]] = []
         self.quota = RateWindow(rate_limit, rate_limit_window_seconds)  # primary limit; mutate under the lock
         self._injected: list[tuple[int, str, dict[str, str]]] = []  # (status, message, headers) per upcoming call
@@ -172,6 +179,9 @@ class GitHubSandbox(SandboxServer):
                 "locked": False, "comments": 0, "assignees": [], "user": {"login": user, "id": _USERS.get(user, 1)},
                 "created_at": stamp, "updated_at": stamp, "closed_at": stamp if state == "closed" else None,
             }
+            for index_state in ("all", state):
+                self._by_updated[index_state].add((stamp, number))
+                self._by_created[index_state].add((number,))
             return self._render(self._issues[number])
 
     def update_issue(self, number: int, **fields: Any) -> dict[str, Any]:
@@ -187,11 +197,18 @@ class GitHubSandbox(SandboxServer):
             if unknown or fields.get("state", "open") not in ("open", "closed"):
                 raise ValueError(f"Validation Failed: {sorted(unknown) or fields['state']!r}")
             stamp = self._tick()
+            old_key, old_state = (issue["updated_at"], number), issue["state"]
             for name, value in fields.items():
                 issue[name] = self._label_objects(value) if name == "labels" else value
             if "state" in fields:
                 issue["closed_at"] = stamp if fields["state"] == "closed" else None
             issue["updated_at"] = stamp
+            self._by_updated["all"].move(old_key, (stamp, number))
+            self._by_updated[old_state].remove(old_key)
+            self._by_updated[issue["state"]].add((stamp, number))
+            if issue["state"] != old_state:
+                self._by_created[old_state].remove((number,))
+                self._by_created[issue["state"]].add((number,))
             return self._render(issue)
 
     @property
@@ -249,6 +266,24 @@ class GitHubSandbox(SandboxServer):
         with self._lock:
             self._injected += [(status, "Sandbox injected failure", {})] * times
 
+    def inject(self, status: int, headers: Mapping[str, str], times: int = 1) -> None:
+        """Answer the next ``times`` API calls with ``status`` and these exact headers (``Retry-After: inf``)."""
+        with self._lock:
+            self._injected += [(status, "Sandbox injected failure", dict(headers))] * times
+
+    def link_cycle(self, last_page: int | None) -> None:
+        """Make page ``last_page``'s ``rel="next"`` point back to page 1: a cycle of that many pages (None: off)."""
+        with self._lock:
+            self._cycle_page = last_page
+
+    def _cycled(self, request: Request, response: Response) -> Response:
+        if self._cycle_page != _int(request.query.get("page"), 1) or "Link" not in response.headers:
+            return response
+        first = page_url(self.base_url, request.path, request.query_items, "page", 1)
+        parts = response.headers["Link"].split(", ")
+        response.headers["Link"] = ", ".join(f'<{first}>; rel="next"' if 'rel="next"' in p else p for p in parts)
+        return response
+
     def _rate_headers(self) -> dict[str, str]:
         info = self.quota.info()
         return {f"x-ratelimit-{k}": str(v) for k, v in info.items()} | {"x-ratelimit-resource": "core"}
@@ -276,7 +311,7 @@ class GitHubSandbox(SandboxServer):
             return _error(status, message, self._rate_headers() | extra)
         if request.path != "/rate_limit" and not self.quota.consume():  # /rate_limit is free, like GitHub's
             return _error(403, "API rate limit exceeded for user ID 1.", self._rate_headers())
-        response = self._guarded(request)
+        response = self._cycled(request, self._guarded(request))
         response.headers.update(self._rate_headers())
         return response
 
@@ -331,12 +366,9 @@ class GitHubSandbox(SandboxServer):
             raise ValueError("Validation Failed: state, sort or direction")
         since = iso(parse_iso(q["since"])) if "since" in q else ""  # same format, so strings compare
         per_page, page = min(max(_int(q.get("per_page"), 30), 1), 100), max(_int(q.get("page"), 1), 1)
-        selected = [
-            i for i in self._issues.values() if state in ("all", i["state"]) and i["updated_at"] >= since
-        ]
-        selected.sort(key=lambda i: (i[f"{sort}_at"], i["number"]), reverse=direction == "desc")
-        last = max(math.ceil(len(selected) / per_page), 1)
-        body = [self._render(i) for i in selected[(page - 1) * per_page : page * per_page]]
+        numbers, total = self._select(state, sort, direction == "desc", since, (page - 1) * per_page, per_page)
+        last = max(math.ceil(total / per_page), 1)
+        body = [self._render(self._issues[n]) for n in numbers]
         links = [(min(page - 1, last), "prev")] if page > 1 else []
         links += [(page + 1, "next"), (last, "last")] if page < last else []
         links += [(1, "first")] if page > 1 else []
@@ -345,6 +377,28 @@ class GitHubSandbox(SandboxServer):
         urls = [(page_url(self.base_url, request.path, request.query_items, "page", n), rel) for n, rel in links]
         return json_response(200, body, {"Link": ", ".join(f'<{url}>; rel="{rel}"' for url, rel in urls)})
 
+    def _select(self, state: str, sort: str, descending: bool, since: str, skip: int, limit: int) -> tuple[
+            list[int], int]:
+        """The issue numbers of one page and the size of the whole selection, in time proportional to the page.
+
+        ``sort=updated`` bisects the updated index for ``since``; ``sort=created`` without ``since`` slices
+        the created index. Only ``sort=created`` with ``since`` (no index orders by one field and filters
+        by the other) scans the state's issues.
+        """
+        if sort == "created" and since:
+            keys: SortedIndex | list[tuple[Any, ...]] = [
+                key for key in self._by_created[state] if self._issues[key[0]]["updated_at"] >= since]
+            self.touched += len(self._by_created[state])
+            lo, hi = 0, len(keys)
+        else:
+            keys = self._by_updated[state] if sort == "updated" else self._by_created[state]
+            lo, hi = (keys.lower((since,)) if since else 0), len(keys)
+        start, stop = (max(hi - skip - limit, lo), hi - skip) if descending else (lo + skip, min(lo + skip + limit, hi))
+        chosen = keys[max(start, 0) : max(stop, 0)] if isinstance(keys, list) else keys.slice(start, stop)
+        numbers = [key[-1] for key in (reversed(chosen) if descending else chosen)]
+        self.touched += len(numbers)
+        return numbers, hi - lo
+
     # -- control endpoints (no auth) -------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
@@ -352,7 +406,7 @@ class GitHubSandbox(SandboxServer):
         with self._lock:
             return {
                 "request_count": len(self._log), "issues": len(self._issues),
-                "open_issues": sum(1 for i in self._issues.values() if i["state"] == "open"),
+                "open_issues": len(self._by_created["open"]),
                 "clock": iso(self._clock), "rate_limit": self.quota.info(), "latency_seconds": self.latency_seconds,
                 "recent_requests": [list(entry) for entry in self._log[-20:]],
             }

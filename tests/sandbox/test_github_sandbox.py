@@ -385,3 +385,40 @@ def test_cli_runs_until_sigterm() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize("query", ["state=all&sort=updated&direction=asc", "state=open&sort=updated&direction=desc",
+                                   "state=all", "state=closed&direction=asc"])
+def test_page_cost_does_not_grow_with_the_dataset(query: str) -> None:
+    """A page examines only its own issues (issue 7 §4): the same work at 200 and at 4,000 issues."""
+    costs = []
+    for count in (200, 4000):
+        with GitHubSandbox(issues=count) as sandbox, httpx.Client(
+                base_url=sandbox.base_url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+            since = sandbox.issues[count // 2]["updated_at"]
+            before = sandbox.touched
+            http.get(f"{ISSUES}?{query}&per_page=10&page=3")
+            middle = sandbox.touched
+            http.get(f"{ISSUES}?{query}&since={since}&per_page=25&page=2" if "updated" in query else ISSUES)
+            costs.append((middle - before, sandbox.touched - middle))
+    assert costs[0] == costs[1]
+    assert costs[0][0] == 10
+
+
+def test_index_follows_updates_and_state_changes(gh: GitHubSandbox, client: httpx.Client) -> None:
+    """After edits and closes, every listing still equals a brute-force filter and sort of all issues."""
+    for number, fields in [(5, {"state": "closed"}), (7, {"title": "t"}), (9, {"state": "open"}), (5, {"body": "b"}),
+                           (30, {"state": "closed"}), (1, {"labels": ["bug"]})]:
+        gh.update_issue(number, **fields)
+    everything = gh.issues
+    watermark = everything[20]["updated_at"]
+    for state in ("open", "closed", "all"):
+        for sort in ("created", "updated"):
+            for direction in ("asc", "desc"):
+                for since in ("", watermark):
+                    expected = sorted((i for i in everything if state in ("all", i["state"])
+                                       and i["updated_at"] >= since), key=lambda i: (i[f"{sort}_at"], i["number"]),
+                                      reverse=direction == "desc")
+                    query = f"{ISSUES}?state={state}&sort={sort}&direction={direction}&per_page=4"
+                    got = walk(client, query + (f"&since={since}" if since else ""))[0]
+                    assert [i["number"] for i in got] == [i["number"] for i in expected], (state, sort, direction)
