@@ -13,8 +13,8 @@ Faults and settings:
     "quota_per_minute", "reset_quota", "refresh_latency_seconds", "deny_next_authorize",
     "pubsub_endpoint", "pubsub_audience", "notification_retries"}``.
 Tokens:
-    ``POST /_sandbox/tokens`` ``{"offline", "scope"}``; ``POST /_sandbox/tokens/revoke``
-    ``{"token"}`` | ``{"all": true}``; ``POST /_sandbox/tokens/expire`` ``{"token"}``.
+    ``POST /_sandbox/tokens`` ``{"offline", "scope", "count"}`` (a list with ``count``);
+    ``POST /_sandbox/tokens/revoke`` ``{"token"}`` | ``{"all": true}``; ``POST /_sandbox/tokens/expire`` ``{"token"}``.
 Push:
     ``GET /_sandbox/channels``; ``POST /_sandbox/notifications/flush``;
     ``POST /_sandbox/pubsub/publish`` ``{"data", "attributes", "url", "message_id"}``;
@@ -181,7 +181,12 @@ class GoogleControl(SandboxServer):
         options: dict[str, Any] = {"offline": bool(data.get("offline", True))}
         if "scope" in data:
             options["scope"] = str(data["scope"])
-        return json_response(201, self._sb().oauth.issue(**options))
+        if "count" not in data:
+            return json_response(201, self._sb().oauth.issue(**options))
+        count = int(data["count"])
+        if not 1 <= count <= 10000:
+            raise ValueError("field 'count' must be between 1 and 10000")
+        return json_response(201, [self._sb().oauth.issue(**options) for _ in range(count)])
 
     def _ctl_revoke(self, request: Request) -> Response:
         data, oauth = _body(request), self._sb().oauth

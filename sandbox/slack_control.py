@@ -14,7 +14,7 @@ Faults and settings:
     "rate_limits": {method: n}, "reset_rate_limits", "exhaust_rate_limit": {"method", "seconds"},
     "post_interval_seconds", "refresh_latency_seconds", "deny_next_authorize"}``.
 Tokens:
-    ``POST /_sandbox/tokens`` ``{"token_type", "rotating", "scope"}`` issues one;
+    ``POST /_sandbox/tokens`` ``{"token_type", "rotating", "scope", "count"}`` issues one (a list with ``count``);
     ``POST /_sandbox/tokens/revoke`` ``{"token"}`` | ``{"refresh_token"}`` | ``{"all": true}``;
     ``POST /_sandbox/tokens/expire`` ``{"token"}``.
 Events:
@@ -192,10 +192,15 @@ class SlackControl(SandboxServer):
 
     def _ctl_issue(self, request: Request) -> Response:
         data = _body(request)
-        issued = self._sb().oauth.issue(token_type=str(data.get("token_type", "bot")),
-                                        rotating=data.get("rotating"), **({"scope": data["scope"]}
-                                                                         if "scope" in data else {}))
-        return json_response(201, issued)
+        options: dict[str, Any] = {"token_type": str(data.get("token_type", "bot")), "rotating": data.get("rotating")}
+        if "scope" in data:
+            options["scope"] = str(data["scope"])
+        if "count" not in data:
+            return json_response(201, self._sb().oauth.issue(**options))
+        count = int(data["count"])
+        if not 1 <= count <= 10000:
+            raise ValueError("field 'count' must be between 1 and 10000")
+        return json_response(201, [self._sb().oauth.issue(**options) for _ in range(count)])
 
     def _ctl_revoke(self, request: Request) -> Response:
         data, oauth = _body(request), self._sb().oauth

@@ -597,6 +597,7 @@ def test_control_api(g: GoogleSandbox, api: httpx.Client) -> None:
     assert ctl.post("/faults", json={"kind": "quota"}).status_code == 201
     assert ctl.post("/faults", json={"kind": "quota", "colour": 1}).status_code == 422
     assert api.get(EVENTS).status_code == 429
+    assert len(ctl.post("/tokens", json={"count": 2}).json()) == 2
     issued = ctl.post("/tokens", json={"offline": True}).json()
     assert ctl.post("/tokens/revoke", json={"token": issued["refresh_token"]}).json() == {"revoked": 1}
     assert ctl.post("/config", json={"quota_per_minute": 1, "reset_quota": True}).status_code == 200

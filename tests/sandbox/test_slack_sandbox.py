@@ -518,6 +518,9 @@ def test_control_api(sb: SlackSandbox, api: httpx.Client) -> None:
     assert ctl.post("/faults", json={"kind": "error", "error": "fatal_error"}).status_code == 201
     assert ctl.post("/faults", json={"kind": "nope"}).status_code == 422
     assert api.get("/auth.test").json()["error"] == "fatal_error"
+    many = ctl.post("/tokens", json={"rotating": True, "count": 3}).json()
+    assert len({t["refresh_token"] for t in many}) == 3
+    assert ctl.post("/tokens", json={"count": 0}).status_code == 422
     issued = ctl.post("/tokens", json={"rotating": True}).json()
     assert issued["refresh_token"].startswith("xoxe-1-")
     assert ctl.post("/tokens/revoke", json={"token": issued["access_token"]}).json() == {"revoked": 1}
