@@ -18,9 +18,11 @@ import httpx
 import jwt
 import pytest
 from cryptography import x509
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sandbox.google import GoogleSandbox
-from sandbox.google_common import ChangeLog, apply_fields, parse_fields
+from sandbox.google_common import ChangeLog, GoogleError, apply_fields, parse_fields
 from sandbox.server import Request, Response, SandboxServer, json_response
 
 TOKEN = "ya29.sandbox-token"
@@ -633,3 +635,46 @@ def test_cli_runs_until_sigterm() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# -- properties of the parsers and the change log (hypothesis) -----------------------------------------------
+
+
+@given(st.text(max_size=40))
+def test_fields_parser_rejects_anything_odd_with_a_400(text: str) -> None:
+    schema = {"a": None, "b": {"c": None}}
+    try:
+        selection = parse_fields(text, schema)
+    except GoogleError as exc:
+        assert exc.code == 400 and exc.reason == "invalidParameter"
+    else:
+        assert set(selection) <= {"a", "b", "*"}
+
+
+@given(st.lists(st.integers(0, 15), max_size=300), st.integers(1, 400), st.integers(1, 9))
+def test_change_log_reads_each_changed_key_once_at_its_latest_change(keys: list[int], start: int,
+                                                                     limit: int) -> None:
+    log = ChangeLog()
+    for key in keys:
+        log.record(key)
+    latest = {key: number for number, key in enumerate(keys, start=1)}
+    expected = sorted((number, key) for key, number in latest.items() if number >= start)
+    seen: list[tuple[int, Any]] = []
+    position = start
+    for _ in range(1000):
+        entries, position, examined = log.read(position, limit)
+        assert examined <= limit
+        seen += entries
+        if position > log.last:
+            break
+    assert seen == expected
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(page_token=st.text(max_size=30), sync_token=st.text(max_size=30), max_results=st.text(max_size=5))
+def test_odd_list_arguments_get_a_4xx_never_a_5xx(g: GoogleSandbox, api: httpx.Client, page_token: str,
+                                                 sync_token: str, max_results: str) -> None:
+    params = {"pageToken": page_token, "syncToken": sync_token, "maxResults": max_results}
+    assert api.get(EVENTS, params=params).status_code in (200, 400, 410)
+    drive = api.get("/drive/v3/changes", params={"pageToken": page_token, "pageSize": max_results})
+    assert drive.status_code in (200, 400)

@@ -18,9 +18,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sandbox.server import Request, Response, SandboxServer, json_response
 from sandbox.slack import SlackSandbox
+from sandbox.slack_store import SlackError, SlackWorkspace, decode_cursor, normalize_ts
 
 TOKEN = "xoxb-sandbox-token"
 ROOT = Path(__file__).resolve().parents[2]
@@ -555,3 +558,58 @@ def test_cli_runs_until_sigterm() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# -- properties of the parsers and the paging (hypothesis) ---------------------------------------------------
+
+
+@given(st.text(max_size=40))
+def test_cursor_and_ts_parsers_reject_anything_odd_with_a_slack_error(text: str) -> None:
+    for parse in (lambda: decode_cursor(text, "user"), lambda: normalize_ts(text)):
+        try:
+            parse()
+        except SlackError:
+            pass
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["post", "edit", "delete", "reply"]), st.integers(0, 10**6)),
+                max_size=40), st.integers(1, 7), st.integers(0, 60))
+def test_history_pages_cover_the_live_timeline_exactly_once(ops: list[tuple[str, int]], limit: int,
+                                                            oldest_index: int) -> None:
+    ws = SlackWorkspace(seed=3)
+    channel = ws.create_channel("prop")[0]["id"]
+    for op, n in ops:
+        timeline = ws.messages(channel)
+        if op == "post" or not timeline:
+            ws.post_message(channel, f"m{n}")
+        elif op == "edit":
+            ws.edit_message(channel, timeline[n % len(timeline)]["ts"], f"e{n}")
+        elif op == "delete":
+            ws.delete_message(channel, timeline[n % len(timeline)]["ts"])
+        else:
+            ws.post_message(channel, "r", thread_ts=timeline[n % len(timeline)]["ts"])
+    live = [m["ts"] for m in ws.messages(channel)]
+    oldest = live[oldest_index] if oldest_index < len(live) else None
+    seen, cursor = [], None
+    for _ in range(200):
+        page, more, cursor = ws.history(channel, cursor=cursor, limit=limit, oldest=oldest, latest=None,
+                                        inclusive=False)
+        assert len(page) <= limit
+        seen += [m["ts"] for m in page]
+        if not more:
+            break
+    expected = [ts for ts in live if oldest is None or ts > oldest][::-1]
+    assert seen == expected
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cursor=st.text(max_size=20), oldest=st.text(max_size=12), limit=st.text(max_size=5))
+def test_odd_history_arguments_get_ok_false_never_a_5xx(sb: SlackSandbox, api: httpx.Client, cursor: str,
+                                                        oldest: str, limit: str) -> None:
+    channel = sb.workspace.channels[0]["id"]
+    response = api.post("/conversations.history", data={"channel": channel, "cursor": cursor, "oldest": oldest,
+                                                        "limit": limit})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["ok"] or body["error"] in {"invalid_cursor", "invalid_ts_oldest", "invalid_arguments"}
