@@ -23,6 +23,7 @@ import random
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 from sandbox.google_common import ChangeLog, GoogleError, bad_request, parse_time, random_id, rfc3339
 
@@ -88,8 +89,8 @@ class CalendarStore:
         self.changes = ChangeLog()
 
     def resolve(self, calendar_id: str) -> None:
-        """Accept ``primary`` or the owner's address (404 ``notFound`` otherwise)."""
-        if calendar_id not in ("primary", self.owner_email):
+        """Accept ``primary`` or the owner's address, percent-encoded or not (404 ``notFound`` otherwise)."""
+        if unquote(calendar_id) not in ("primary", self.owner_email):
             raise GoogleError(404, "notFound", "Not Found")
 
     def _touch(self, event: dict[str, Any]) -> None:

@@ -271,6 +271,7 @@ def test_patch_insert_and_delete_events(g: GoogleSandbox, api: httpx.Client) -> 
     assert api.get(f"{EVENTS}/hubevent00001").json()["status"] == "cancelled"
     assert api.delete(f"{EVENTS}/hubevent00001").status_code == 410
     assert api.get("/calendar/v3/calendars/someone@else.example/events").status_code == 404
+    assert api.get("/calendar/v3/calendars/owner%40acme.example/events").status_code == 200
     assert api.patch(f"{EVENTS}/nosuchevent1", json={}).status_code == 404
 
 
