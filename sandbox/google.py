@@ -27,6 +27,7 @@ import math
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -115,6 +116,7 @@ class GoogleSandbox(GoogleControl):
             self.oauth.issue(token=token, expires=False)
         self._quota: dict[str, tuple[float, int]] = {}
         self._log: list[LoggedCall] = []
+        self.call_counts: Counter[str] = Counter()  # operation → calls answered
         self._lock = threading.Lock()
         self._halt = threading.Event()
         self._auto_deliver = auto_deliver
@@ -234,10 +236,15 @@ class GoogleSandbox(GoogleControl):
         with self._lock:
             return list(self._log)
 
+    def call_summary(self) -> dict[str, int]:
+        """Calls answered so far, by operation."""
+        with self._lock:
+            return dict(self.call_counts)
+
     def calls(self, operation: str | None = None) -> int:
         """How many API calls (of one operation) were answered, whatever their outcome."""
         with self._lock:
-            return sum(1 for c in self._log if operation is None or c.operation == operation)
+            return self.call_counts.total() if operation is None else self.call_counts[operation]
 
     # -- request pipeline -------------------------------------------------------------------------
 
@@ -260,6 +267,7 @@ class GoogleSandbox(GoogleControl):
                 with self._lock:
                     self._log.append(LoggedCall(operation, request.method, request.target, response.status, reason,
                                                 touched))
+                    self.call_counts[operation] += 1
                 return response
         return self.control_dispatch(request)
 

@@ -88,9 +88,7 @@ class GoogleControl(SandboxServer):
     def stats(self) -> dict[str, Any]:
         """Counters and state: records, OAuth, calls by operation, channels, queued faults and notifications."""
         sb = self._sb()
-        by_operation: dict[str, int] = {}
-        for call in sb.request_log:
-            by_operation[call.operation] = by_operation.get(call.operation, 0) + 1
+        by_operation = sb.call_summary()
         return {"drive": sb.drive.counts(), "calendar": sb.calendar.counts() | {
             "sync_generation": sb.calendar.sync_generation},
                 "oauth": sb.oauth.stats(), "request_count": sum(by_operation.values()), "calls": by_operation,
@@ -100,7 +98,7 @@ class GoogleControl(SandboxServer):
 
     def _ctl_requests(self, request: Request) -> Response:
         since = int(request.query.get("since", "0"))
-        return json_response(200, [dataclasses.asdict(c) for c in self._sb().request_log[since:]])
+        return json_response(200, [dataclasses.asdict(c) for c in self._sb().request_log[max(since, 0):]])
 
     def _ctl_seed(self, request: Request) -> Response:
         data, sb = _body(request), self._sb()

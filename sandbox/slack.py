@@ -29,6 +29,7 @@ import argparse
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -129,6 +130,7 @@ class SlackSandbox(SlackControl):
         self.limiter = TierLimiter(self.now, default_limits(rate_limits), rate_window_seconds, post_interval_seconds)
         self.faults = FaultQueue()
         self._log: list[LoggedCall] = []
+        self.call_counts: Counter[str] = Counter()  # Web API method → calls answered
         self._log_lock = threading.Lock()
         self._halt = threading.Event()
         self.static_token = token
@@ -231,10 +233,15 @@ class SlackSandbox(SlackControl):
         with self._log_lock:
             return list(self._log)
 
+    def call_summary(self) -> dict[str, int]:
+        """Calls answered so far, by Web API method."""
+        with self._log_lock:
+            return dict(self.call_counts)
+
     def calls(self, method: str | None = None) -> int:
         """How many Web API calls (of one method) were answered, whatever their outcome."""
         with self._log_lock:
-            return sum(1 for c in self._log if method is None or c.method == method)
+            return self.call_counts.total() if method is None else self.call_counts[method]
 
     # -- request pipeline -------------------------------------------------------------------------
 
@@ -264,6 +271,7 @@ class SlackSandbox(SlackControl):
         safe = {k: v for k, v in args.items() if k not in ("token", "client_secret", "refresh_token", "code")}
         with self._log_lock:
             self._log.append(LoggedCall(method, safe, response.status, error, touched))
+            self.call_counts[method] += 1
         return response
 
     @staticmethod

@@ -92,9 +92,7 @@ class SlackControl(SandboxServer):
     def stats(self) -> dict[str, Any]:
         """Counters and state: records, OAuth, calls by method, queued events and faults, open rate windows."""
         sb = self._sb()
-        by_method: dict[str, int] = {}
-        for call in sb.request_log:
-            by_method[call.method] = by_method.get(call.method, 0) + 1
+        by_method = sb.call_summary()
         return {"records": sb.workspace.counts(), "oauth": sb.oauth.stats(), "request_count": sum(by_method.values()),
                 "calls": by_method, "pending_events": len(sb.events.pending), "faults_queued": len(sb.faults),
                 "rate_limits": sb.limiter.snapshot(), "clock": sb.now(), "team_id": sb.workspace.team_id,
@@ -102,7 +100,7 @@ class SlackControl(SandboxServer):
 
     def _ctl_requests(self, request: Request) -> Response:
         since = int(request.query.get("since", "0"))
-        return json_response(200, [dataclasses.asdict(c) for c in self._sb().request_log[since:]])
+        return json_response(200, [dataclasses.asdict(c) for c in self._sb().request_log[max(since, 0):]])
 
     def _ctl_seed(self, request: Request) -> Response:
         data = _body(request)
