@@ -118,7 +118,13 @@ def inbound_worker(body: bytes, message_id: str, delivery_count: int | None, ses
         )
 
     return hub.inbound_runner.run(
-        body, message_id, parse_inbound, process, on_failure, session_id=session_id, delivery_count=delivery_count or 1
+        body,
+        message_id,
+        hub.queue.parsing(parse_inbound),
+        process,
+        on_failure,
+        session_id=session_id,
+        delivery_count=delivery_count or 1,
     )
 
 
@@ -132,7 +138,7 @@ def outbound_worker(body: bytes, message_id: str, delivery_count: int | None, se
     return hub.outbound_runner.run(
         body,
         message_id,
-        parse_outbound,
+        hub.queue.parsing(parse_outbound),
         hub.outbound.handle,
         on_failure,
         session_id=session_id,
@@ -154,7 +160,7 @@ def dead_letter_worker(msg: func.ServiceBusMessage, queue: str) -> str:
         msg.delivery_count or 0,
         msg.dead_letter_reason or str(props.get("DeadLetterReason") or ""),
         msg.dead_letter_error_description or str(props.get("DeadLetterErrorDescription") or ""),
-        parse,
+        hub.queue.parsing(parse),
         hub.sync.fail_message,
     )
 

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     queue_duplicate_window_seconds: float = Field(
         600.0, ge=0, validation_alias=_env("IHUB_QUEUE_DUPLICATE_WINDOW_SECONDS")
     )
+    queue_max_message_bytes: int = Field(
+        256 * 1024, ge=16 * 1024, validation_alias=_env("IHUB_QUEUE_MAX_MESSAGE_BYTES")
+    )
+    """Largest queue message (body + ids + application properties), as the Service Bus tier allows:
+    Standard 262144 (256 KB); Premium up to the entity's configured maximum. Bigger bodies go to
+    Blob Storage as a claim check (``BLOB_CONTAINER_CLAIM_CHECKS``)."""
 
     # --- Cosmos DB -----------------------------------------------------------------------
     cosmos_endpoint: str | None = Field(None, validation_alias=_env("COSMOS_ENDPOINT"))
@@ -73,6 +79,10 @@ class Settings(BaseSettings):
     blob_account_url: str | None = Field(None, validation_alias=_env("BLOB_ACCOUNT_URL"))
     blob_connection_string: SecretStr | None = Field(None, validation_alias=_env("BLOB_CONNECTION_STRING"))
     blob_container_webhooks: str = Field("webhook-archive", validation_alias=_env("BLOB_CONTAINER_WEBHOOKS"))
+    blob_container_claim_checks: str = Field(
+        "queue-claim-checks", validation_alias=_env("BLOB_CONTAINER_CLAIM_CHECKS")
+    )
+    """Blob container for queue message bodies too large to travel (see ``shared.claim_check``)."""
 
     # --- schedules (NCRONTAB, 6 fields with seconds) -------------------------------------
     sync_schedule: str = Field("0 */1 * * * *", validation_alias=_env("SYNC_SCHEDULE"))

@@ -9,6 +9,7 @@ import logging
 import threading
 
 from shared.backends.factory import Ports, build_ports
+from shared.claim_check import ClaimCheckQueue
 from shared.config import Settings, get_settings
 from shared.services.admin import AdminService
 from shared.services.connections import AdapterHub
@@ -38,11 +39,17 @@ class Hub:
             timeout=settings.http_timeout_seconds,
             max_wait_seconds=settings.max_retry_wait_seconds,
         )
+        self.queue = ClaimCheckQueue(  # what services send through: oversized bodies go to Blob
+            ports.queue,
+            ports.blobs,
+            settings.blob_container_claim_checks,
+            max_message_bytes=settings.queue_max_message_bytes,
+        )
         self.events = DomainEvents(ports.events)
         self.sync = SyncService(
             self.repos,
             self.adapters,
-            ports.queue,
+            self.queue,
             settings.sync_inbound_queue,
             ports.blobs,
             settings.blob_container_webhooks,
@@ -53,7 +60,7 @@ class Hub:
             self.repos,
             self.credentials,
             self.adapters,
-            ports.queue,
+            self.queue,
             settings.sync_inbound_queue,
             ports.blobs,
             settings.blob_container_webhooks,
@@ -67,14 +74,14 @@ class Hub:
             self.adapters,
             self.sync,
             self.events,
-            ports.queue,
+            self.queue,
             settings.sync_outbound_queue,
         )
         self.outbound = OutboundService(self.repos, self.adapters)
         self.tokens = TokenRefresher(self.credentials, settings.token_refresh_window_seconds)
         self.inbound_runner, self.outbound_runner = (
             WorkRunner(
-                ports.queue,
+                self.queue,
                 queue_name,
                 self.repos.dead_letters,
                 max_delivery_count=settings.queue_max_delivery_count,

@@ -11,6 +11,7 @@ from shared.ports.documents import DocumentStore
 from shared.ports.events import EventPublisher
 from shared.ports.queue import WorkQueue
 from shared.ports.secrets import SecretStore
+from shared.sessions import session_enabled_queues
 
 
 @dataclass
@@ -63,11 +64,14 @@ def build_secrets(settings: Settings) -> SecretStore:
 
 
 def build_queue(settings: Settings) -> WorkQueue:
+    sessions = session_enabled_queues(settings.sync_inbound_queue, settings.sync_outbound_queue)
     if settings.queue_backend == "servicebus":
         from shared.backends.servicebus_queue import ServiceBusWorkQueue
 
         ns = settings.require("servicebus_namespace", "when IHUB_QUEUE_BACKEND=servicebus")
-        return ServiceBusWorkQueue(ns, azure_credential())
+        return ServiceBusWorkQueue(
+            ns, azure_credential(), max_message_bytes=settings.queue_max_message_bytes, session_queues=sessions
+        )
     from shared.backends.sqlite_queue import SqliteWorkQueue
 
     return SqliteWorkQueue(
@@ -75,6 +79,8 @@ def build_queue(settings: Settings) -> WorkQueue:
         lock_seconds=settings.queue_lock_seconds,
         max_delivery_count=settings.queue_max_delivery_count,
         duplicate_window_seconds=settings.queue_duplicate_window_seconds,
+        max_message_bytes=settings.queue_max_message_bytes,
+        session_queues=sessions,
     )
 
 

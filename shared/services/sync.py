@@ -52,6 +52,7 @@ from shared.services.records import RecordWriter, WriteResult
 from shared.services.repositories import Repositories
 from shared.services.runs import RunLedger
 from shared.services.status import IntegrationHealth
+from shared.sessions import integration_session
 
 log = logging.getLogger("ihub.sync")
 
@@ -66,7 +67,7 @@ DEFAULT_MAX_RESUMES = 3
 
 def session_of(tenant_id: str, integration_id: str) -> str:
     """Service Bus session id: one integration's work is processed in order, one at a time."""
-    return f"{tenant_id}:{integration_id}"
+    return integration_session(tenant_id, integration_id)  # always fits 128 characters
 
 
 def describe(error: HubError) -> str:

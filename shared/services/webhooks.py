@@ -36,7 +36,7 @@ from shared.ports.queue import OutgoingMessage, WorkQueue
 from shared.services.connections import AdapterHub
 from shared.services.credentials import CredentialService
 from shared.services.repositories import Repositories
-from shared.services.sync import session_of
+from shared.sessions import webhook_session
 
 log = logging.getLogger("ihub.webhooks")
 
@@ -153,7 +153,9 @@ class WebhookIntake:
         message = WebhookMessage(tenant_id=event.tenant_id, integration_id=event.integration_id, event_id=event.id)
         self._queue.send(
             self._queue_name,
-            OutgoingMessage(encode(message), event.id, session_id=session_of(event.tenant_id, event.integration_id)),
+            OutgoingMessage(
+                encode(message), event.id, session_id=webhook_session(event.tenant_id, event.integration_id, event.id)
+            ),
         )
 
     # ------------------------------------------------------------------ the sweeper

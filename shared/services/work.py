@@ -33,7 +33,7 @@ from shared.domain import DeadLetter, doc_id, utcnow
 from shared.errors import FailRun, HubError, InvalidInput, QueueDeadLettered, RetryLater, UnexpectedError, WriteConflict
 from shared.http import DEFAULT_MAX_WAIT_SECONDS, redact_text
 from shared.messages import encode, tenant_hint
-from shared.ports.queue import OutgoingMessage, WorkQueue
+from shared.ports.queue import OutgoingMessage, WorkQueue, fit_id
 from shared.services.repositories import Repository
 
 log = logging.getLogger("ihub.work")
@@ -157,7 +157,9 @@ class WorkRunner:
         base = message_id.split(RETRY_SUFFIX)[0]
         self._queue.send(
             self._queue_name,
-            OutgoingMessage(encode(copy), f"{base}{RETRY_SUFFIX}{attempt}", session_id=session_id, scheduled_at=at),
+            OutgoingMessage(
+                encode(copy), fit_id(f"{base}{RETRY_SUFFIX}{attempt}"), session_id=session_id, scheduled_at=at
+            ),
         )
         log.info("rescheduled %s for %s (%s: %s)", message_id, at.isoformat(timespec="seconds"), exc.code, exc)
         return "rescheduled"

@@ -104,7 +104,8 @@ def test_outbound_change_is_pushed_and_stored(github_sandbox: Any, devhost: Any,
 
 def test_malformed_queue_message_is_dead_lettered_with_reason(devhost: Any, admin: httpx.Client, hub: Any) -> None:
     hub.ports.queue.send(
-        hub.settings.sync_inbound_queue, OutgoingMessage(b'{"kind":"page","tenant_id":"tenant-a"}', "bad-1")
+        hub.settings.sync_inbound_queue,
+        OutgoingMessage(b'{"kind":"page","tenant_id":"tenant-a"}', "bad-1", session_id="tenant-a:gh-1"),
     )
     assert devhost.drain(30)
     dead = admin.get("/dead-letters").json()
