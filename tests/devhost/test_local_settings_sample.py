@@ -26,8 +26,15 @@ SAMPLE = ROOT / "local.settings.sample.json"
 EMULATOR = "Endpoint=sb://localhost;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;"
 
 
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    duplicates = sorted({key for key in keys if keys.count(key) > 1})
+    assert duplicates == [], f"duplicate keys in {SAMPLE.name}: {duplicates}"
+    return dict(pairs)
+
+
 def sample() -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(SAMPLE.read_text(encoding="utf-8"))
+    document: dict[str, Any] = json.loads(SAMPLE.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicates)
     return document
 
 
