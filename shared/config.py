@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     container_webhook_events: str = Field("webhook_events", validation_alias=_env("COSMOS_CONTAINER_WEBHOOK_EVENTS"))
     container_dead_letters: str = Field("dead_letters", validation_alias=_env("COSMOS_CONTAINER_DEAD_LETTERS"))
     container_schedules: str = Field("schedules", validation_alias=_env("COSMOS_CONTAINER_SCHEDULES"))
+    container_id_claims: str = Field("id_claims", validation_alias=_env("COSMOS_CONTAINER_ID_CLAIMS"))
+    """Integration-id claims: one fixed partition, written create-if-absent (ids unique across tenants)."""
 
     # --- Key Vault -----------------------------------------------------------------------
     key_vault_uri: str | None = Field(None, validation_alias=_env("KEY_VAULT_URI"))
@@ -92,6 +94,8 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = Field(25 * 1024 * 1024, gt=0, validation_alias=_env("WEBHOOK_MAX_BODY_BYTES"))
     webhook_inline_max_bytes: int = Field(64 * 1024, ge=0, validation_alias=_env("WEBHOOK_INLINE_MAX_BYTES"))
     webhook_event_ttl_seconds: int = Field(30 * 86400, gt=0, validation_alias=_env("WEBHOOK_EVENT_TTL_SECONDS"))
+    webhook_sweep_after_seconds: int = Field(120, ge=0, validation_alias=_env("WEBHOOK_SWEEP_AFTER_SECONDS"))
+    """Age at which a webhook event still ``received`` is re-enqueued by the SyncScheduler's sweep."""
     token_refresh_window_seconds: int = Field(900, ge=0, validation_alias=_env("TOKEN_REFRESH_WINDOW_SECONDS"))
     sync_stale_run_seconds: int = Field(3600, gt=0, validation_alias=_env("SYNC_STALE_RUN_SECONDS"))
     provider_base_urls: dict[str, str] = Field(default_factory=dict, validation_alias=_env("IHUB_PROVIDER_BASE_URLS"))

@@ -67,6 +67,7 @@ class Hub:
             max_body_bytes=settings.webhook_max_body_bytes,
             inline_max_bytes=settings.webhook_inline_max_bytes,
             ttl_seconds=settings.webhook_event_ttl_seconds,
+            sweep_after_seconds=settings.webhook_sweep_after_seconds,
         )
         self.admin = AdminService(
             self.repos,
@@ -76,6 +77,7 @@ class Hub:
             self.events,
             self.queue,
             settings.sync_outbound_queue,
+            claims_container=settings.container_id_claims,
         )
         self.outbound = OutboundService(self.repos, self.adapters)
         self.tokens = TokenRefresher(self.credentials, settings.token_refresh_window_seconds)
