@@ -21,6 +21,7 @@ from adapters.base.auth import auth_strategy_for
 from adapters.base.pagination import paginator_for
 from adapters.base.paths import get_path
 from adapters.base.spec import ProviderSpec, StreamSpec
+from shared import jsonio
 from shared.errors import FailRun, HubError, InvalidInput, RateLimited, ReauthRequired, RetryLater, SkipRecord
 from shared.http import (
     DEFAULT_MAX_WAIT_SECONDS,
@@ -207,13 +208,13 @@ class Adapter:
         return self._pipeline.send(request, ctx)
 
     def decode(self, response: httpx.Response) -> Any:
-        """JSON body, or FailRun naming the content type."""
+        """JSON body under the hub's limits (``shared.jsonio``), or FailRun naming the problem."""
         try:
-            return response.json()
-        except ValueError:
+            return jsonio.loads(response.content, what=f"{self.spec.name}'s response")
+        except jsonio.InvalidJson as exc:
             raise FailRun(
-                f"{self.spec.name} answered {response.status_code} with non-JSON "
-                f"({response.headers.get('content-type', 'no content type')})"
+                f"{self.spec.name} answered {response.status_code} with unusable JSON "
+                f"({response.headers.get('content-type', 'no content type')}): {exc}"
             ) from None
 
     def observe_rate_limit(self, response: httpx.Response) -> float | None:
@@ -269,8 +270,8 @@ class Adapter:
     def error_detail(response: httpx.Response) -> str:
         """A short readable message from an error body."""
         try:
-            body = response.json()
-        except ValueError:
+            body = jsonio.loads(response.content, what="error body")
+        except jsonio.InvalidJson:
             return response.text[:200]
         if isinstance(body, dict):
             for key in ("message", "error_description", "error", "detail"):
