@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from typing import Any
 from urllib.parse import urlencode
 
 from sandbox.notion_props import NotionError, invalid
@@ -81,7 +82,8 @@ class NotionOAuthEndpoints:
                        "code_used": "Invalid code: this code has been revoked."}.get(exc.reason, exc.description)
             raise NotionError(400, "invalid_grant", message) from None
         ws, owner = self.workspace, self.workspace.users[0]
-        answer = {"access_token": grant.access_token, "token_type": "bearer", "refresh_token": grant.refresh_token,
+        answer: dict[str, Any] = {
+                  "access_token": grant.access_token, "token_type": "bearer", "refresh_token": grant.refresh_token,
                   "bot_id": ws.bot_id, "workspace_name": ws.workspace_name, "workspace_icon": None,
                   "workspace_id": ws.workspace_id, "owner": {"type": "user", "user": dict(owner)},
                   "duplicated_template_id": None, "request_id": str(uuid.uuid4())}

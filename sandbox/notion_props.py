@@ -128,8 +128,9 @@ def compile_filter(flt: Any, schema: dict[str, dict[str, Any]], public_time: Cal
             if set(flt) != {compound} or not isinstance(flt[compound], list):
                 raise invalid(f"body failed validation: body.filter.{compound} should be an array of filters")
             parts = [compile_filter(item, schema, public_time) for item in flt[compound]]
-            combine = all if compound == "and" else any
-            return lambda p, tests=parts, combine=combine: combine(t(p) for t in tests)
+            if compound == "and":
+                return lambda p: all(test(p) for test in parts)
+            return lambda p: any(test(p) for test in parts)
     if "timestamp" in flt:
         bounds = timestamp_bounds(flt)
         if bounds is None:

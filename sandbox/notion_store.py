@@ -79,8 +79,9 @@ class NotionWorkspace:
     def create_database(self, title: str) -> dict[str, Any]:
         """A database with the six sandbox properties; returns its API object."""
         db_id, now = self.new_id(), self.clock.tick()
-        schema = {name: {"id": "title" if kind == "title" else self._prop_id(), "name": name, "type": kind}
-                  for name, kind in PROPERTY_TYPES.items()}
+        schema: dict[str, dict[str, Any]] = {
+            name: {"id": "title" if kind == "title" else self._prop_id(), "name": name, "type": kind}
+            for name, kind in PROPERTY_TYPES.items()}
         schema["Priority"]["options"] = [{"id": self._prop_id(), "name": n, "color": c} for n, c in PRIORITIES]
         schema["Status"]["options"] = [{"id": self._prop_id(), "name": n, "color": c} for n, c in STATUSES]
         self.databases[db_id] = {"id": db_id, "title": title, "schema": schema, "created": now, "edited": now,
@@ -149,7 +150,8 @@ class NotionWorkspace:
     def create_page(self, db_id: str, values: dict[str, Any], author: str | None = None) -> dict[str, Any]:
         """A new page in a database from plain values (see :meth:`apply`); returns its API object."""
         db, now = self.database(db_id), self.clock.tick()
-        page = {"id": self.new_id(), "database_id": db_id, "created": now, "edited": now, "in_trash": False,
+        page: dict[str, Any] = {
+                "id": self.new_id(), "database_id": db_id, "created": now, "edited": now, "in_trash": False,
                 "author": author or self.users[0]["id"], "editor": author or self.users[0]["id"],
                 "values": {"Name": "", "Notes": "", "Assignee": [], "Due": None, "Priority": None,
                            "Status": STATUSES[0][0]}}
@@ -341,10 +343,10 @@ class NotionWorkspace:
             descending = spec.get("direction") == "descending"
             if "timestamp" in spec:
                 attr = "edited" if spec["timestamp"] == "last_edited_time" else "created"
-                chosen.sort(key=lambda p, a=attr: self.public_time(p[a]), reverse=descending)
+                chosen.sort(key=lambda p: self.public_time(p[attr]), reverse=descending)
             else:
-                name = spec.get("property")
-                chosen.sort(key=lambda p, n=name: (p["values"].get(n) is None, str(p["values"].get(n) or "")),
+                name = str(spec.get("property"))
+                chosen.sort(key=lambda p: (p["values"].get(name) is None, str(p["values"].get(name) or "")),
                             reverse=descending)
         ids = [p["id"] for p in chosen]
         start = 0

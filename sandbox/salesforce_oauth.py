@@ -108,9 +108,9 @@ class SalesforceOAuthEndpoints:
                 grant = self.oauth.refresh(client_id, form.get("refresh_token"))
                 include_refresh = self.oauth.rotate_refresh_tokens
             else:
-                error = ("invalid_request", "grant type is missing") if not grant_type else (
+                code, text = ("invalid_request", "grant type is missing") if not grant_type else (
                     "unsupported_grant_type", "grant type not supported")
-                return json_response(400, {"error": error[0], "error_description": error[1]})
+                return json_response(400, {"error": code, "error_description": text})
         except OAuthError as exc:
             error, description = _GRANT_ERRORS.get(exc.reason, (exc.error, exc.description))
             return json_response(400, {"error": error, "error_description": description})

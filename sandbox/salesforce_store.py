@@ -356,7 +356,7 @@ class SalesforceOrg:
         self.metrics["touched"] += len(records)
         chosen = [r for r in records.values() if all(_matches(r, c) for c in query.where)]
         for name, descending in reversed(order or [("SystemModstamp", False), ("Id", False)]):
-            chosen.sort(key=lambda r, n=name: (r.get(n) is None, r.get(n) or ""), reverse=descending)
+            chosen.sort(key=lambda r: (r.get(name) is None, r.get(name) or ""), reverse=descending)
         return self._window([r["Id"] for r in chosen], query)
 
     @staticmethod

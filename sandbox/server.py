@@ -206,13 +206,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
             response = self.sandbox.handle(request)
         except Exception as exc:  # a sandbox bug must still answer, not hang the client
             response = json_response(500, {"message": "Sandbox internal error", "error": repr(exc)})
-        self.send_response(response.status)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
+        try:
+            self.send_response(response.status)
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (e.g. an injected timeout): not an error
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 

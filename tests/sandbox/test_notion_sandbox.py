@@ -10,7 +10,9 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -551,3 +553,28 @@ def test_cli_runs_until_sigterm() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_racing_refreshes_of_one_rotating_token_yield_one_winner(notion: NotionSandbox) -> None:
+    grant = notion.oauth.issue("notion-client-id")
+    url = f"{notion.base_url}/v1/oauth/token"
+
+    def refresh(_: int) -> int:
+        return httpx.post(url, headers=basic(), json={"grant_type": "refresh_token",
+                                                      "refresh_token": grant.refresh_token}).status_code
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        statuses = list(pool.map(refresh, range(20)))
+    assert sorted(statuses) == [200] + [400] * 19
+    assert notion.oauth.counters["refresh"] == 20 and notion.oauth.counters["refresh_ok"] == 1
+
+
+def test_a_client_that_gives_up_leaves_no_server_traceback(capfd: pytest.CaptureFixture[str]) -> None:
+    with NotionSandbox(pages=300, requests_per_second=None) as notion:
+        db = notion.database_ids[0]
+        for _ in range(3):
+            notion.inject("timeout", seconds=0.2)
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.post(f"{notion.base_url}/v1/databases/{db}/query", headers=HEADERS, timeout=0.02)
+        time.sleep(0.5)  # let the server finish writing to the closed sockets
+    assert "Traceback" not in capfd.readouterr().err
