@@ -192,6 +192,8 @@ def _scenario(console: Console, sandbox: Any, host: Any, api: str, issues: int) 
             if run and run["status"] != "running":
                 break
             time.sleep(0.2)
+        stats = _check(http.get(f"/manage/integrations/{integ['id']}/stats"), 200)  # read after the run ended
+        bar.update(task, completed=stats["records"])
     if not run or run["status"] != "succeeded":
         raise DemoFailed(f"initial sync did not succeed: {run}")
     if stats["records"] != issues:
