@@ -208,6 +208,7 @@ class SalesforcePushes:
     def outbound_message(
         self, sobject: str, record_ids: Sequence[str], fields: Sequence[str] | None = None, *,
         notification_ids: Sequence[str] | None = None, action_id: str | None = None, session_id: str | None = None,
+        organization_id: str | None = None,
     ) -> tuple[bytes, list[str]]:
         """Build an Outbound Message for live records; returns ``(soap_body, notification_ids)``.
 
@@ -218,6 +219,7 @@ class SalesforcePushes:
             notification_ids: Reuse these ``Id`` values (a redelivery); new ``04l`` ids otherwise.
             action_id: The ``ActionId`` (default: a fixed id per sandbox).
             session_id: ``SessionId`` to send (``xsi:nil`` when ``None``).
+            organization_id: Claim another org (a forged message); this org's id by default.
         """
         with self.lock:
             sobject = self.org.sobject(sobject)
@@ -227,7 +229,7 @@ class SalesforcePushes:
             records = [self.org.get(sobject, rid) for rid in record_ids]
             enterprise, partner = self._soap_urls()
             body = build_notifications(
-                organization_id=self.org.org_id, action_id=action_id or self.action_id,
+                organization_id=organization_id or self.org.org_id, action_id=action_id or self.action_id,
                 enterprise_url=enterprise, partner_url=partner, sobject=sobject,
                 notifications=list(zip(ids, records, strict=True)), fields=list(fields or SCHEMAS[sobject]),
                 session_id=session_id)
@@ -236,10 +238,15 @@ class SalesforcePushes:
     def send_outbound_message(
         self, url: str, sobject: str, record_ids: Sequence[str], fields: Sequence[str] | None = None, *,
         notification_ids: Sequence[str] | None = None, headers_override: Mapping[str, str | None] | None = None,
-        client: httpx.Client | None = None,
+        organization_id: str | None = None, client: httpx.Client | None = None,
     ) -> OutboundDelivery:
-        """POST one Outbound Message (1 to 100 notifications) to ``url`` and report whether it was acknowledged."""
-        body, ids = self.outbound_message(sobject, record_ids, fields, notification_ids=notification_ids)
+        """POST one Outbound Message (1 to 100 notifications) to ``url`` and report whether it was acknowledged.
+
+        ``notification_ids`` repeats an earlier message's ids (a redelivery); ``organization_id``
+        claims another org (a forged message).
+        """
+        body, ids = self.outbound_message(sobject, record_ids, fields, notification_ids=notification_ids,
+                                          organization_id=organization_id)
         return post_outbound(url, body, ids, headers_override=headers_override, client=client)
 
     def add_outbound_rule(self, sobject: str, url: str, fields: Sequence[str] | None = None) -> str:

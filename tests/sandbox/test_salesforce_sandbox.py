@@ -526,3 +526,18 @@ def test_cli_runs_until_sigterm() -> None:
 def test_versions_endpoint_is_public(sf: SalesforceSandbox) -> None:
     assert httpx.get(f"{sf.base_url}/services/data").json()[0]["version"] == "60.0"
     assert json_response(200, {}).status == 200
+
+
+def test_outbound_redelivery_and_forged_org(sf: SalesforceSandbox) -> None:
+    ids = [c["Id"] for c in sf.records("Contact")[:2]]
+    with Receiver() as receiver:
+        first = sf.send_outbound_message(f"{receiver.base_url}/hook/t", "Contact", ids)
+        again = sf.send_outbound_message(f"{receiver.base_url}/hook/t", "Contact", ids,
+                                         notification_ids=first.notification_ids)
+        forged = sf.send_outbound_message(f"{receiver.base_url}/hook/t", "Contact", ids,
+                                          organization_id="00D000000000001AAA")
+        bodies = [parse_notifications(r.body) for r in receiver.received]
+    assert again.notification_ids == first.notification_ids
+    assert [n["Id"] for n in bodies[1]["notifications"]] == first.notification_ids
+    assert bodies[2]["OrganizationId"] == "00D000000000001AAA" != sf.org_id
+    assert forged.notification_ids != first.notification_ids
