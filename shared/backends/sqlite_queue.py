@@ -13,9 +13,9 @@ message of the same session is locked. Receiving looks at each session's head th
 so a long backlog in a locked session costs nothing to skip.
 
 Within one process, writers of the same file take turns on a lock instead of SQLite's
-sleep-and-retry busy handler, and every send or settlement bumps a per-queue counter that a
-receiver can wait on (:meth:`SqliteWorkQueue.wait_for_change`): the dev host's pumps wake
-when work arrives instead of polling.
+sleep-and-retry busy handler, and every send or settlement notifies the queue's listeners
+(:meth:`SqliteWorkQueue.subscribe`): the dev host's pumps wake when work arrives instead of
+polling.
 """
 
 from __future__ import annotations
@@ -137,32 +137,35 @@ class PeekedMessage:
 
 
 class _FileSignals:
-    """Per-file, per-process coordination: a writers' turn lock and per-queue change counters."""
+    """Per-file, per-process coordination: a writers' turn lock and listeners per queue."""
 
     def __init__(self) -> None:
         self.write_lock = threading.Lock()
-        self._cond = threading.Condition()
-        self._versions: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._listeners: dict[str, list[Callable[[], None]]] = {}
 
     @staticmethod
     def _key(queue: str) -> str:
         base, dlq = split_dead_letter_path(queue)
-        return base + DEAD_LETTER_SUFFIX if dlq else base
+        return (base + DEAD_LETTER_SUFFIX if dlq else base).lower()  # entity names are case-insensitive
 
     def bump(self, *queues: str) -> None:
-        with self._cond:
-            for queue in map(self._key, queues):
-                self._versions[queue] = self._versions.get(queue, 0) + 1
-            self._cond.notify_all()
+        with self._lock:
+            listeners = [fn for queue in queues for fn in self._listeners.get(self._key(queue), ())]
+        for listener in listeners:
+            listener()
 
-    def version(self, queue: str) -> int:
-        with self._cond:
-            return self._versions.get(self._key(queue), 0)
-
-    def wait(self, queue: str, token: int, timeout: float) -> bool:
+    def subscribe(self, queue: str, listener: Callable[[], None]) -> Callable[[], None]:
         key = self._key(queue)
-        with self._cond:
-            return self._cond.wait_for(lambda: self._versions.get(key, 0) != token, max(0.0, timeout))
+        with self._lock:
+            self._listeners.setdefault(key, []).append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners.get(key, []):
+                    self._listeners[key].remove(listener)
+
+        return unsubscribe
 
 
 _SIGNALS: dict[tuple[int, str], _FileSignals] = {}
@@ -563,16 +566,18 @@ class SqliteWorkQueue:
         )
         return _dt(until)
 
-    def change_token(self, queue: str) -> int:
-        """A counter that moves whenever this process sends to or settles on ``queue``."""
-        return self._signals.version(queue)
+    def subscribe(self, queue: str, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` whenever this process sends to or settles a message on ``queue``.
 
-    def wait_for_change(self, queue: str, token: int, timeout: float) -> bool:
-        """Wait until ``change_token(queue) != token`` or ``timeout`` seconds; True when it changed.
+        Any instance on the same file in this process triggers it (sends from other processes
+        do not: a receiver still polls, with a short interval). A settlement counts because it
+        may free a session's next message; a dead-lettering also triggers the dead-letter
+        queue's listeners. The listener runs on the sender's thread: keep it short (set an event).
 
-        Changes made by other processes do not wake the waiter (poll with a short timeout).
+        Returns:
+            A function that removes the listener.
         """
-        return self._signals.wait(queue, token, timeout)
+        return self._signals.subscribe(queue, listener)
 
     def dead_letters(self, queue: str) -> list[DeadLetteredMessage]:
         """The dead-letter queue of ``queue``, oldest first."""

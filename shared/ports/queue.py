@@ -39,7 +39,7 @@ matching Service Bus:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -287,6 +287,9 @@ class ReceivingWorkQueue(WorkQueue, Protocol):
     ``queue`` may be a dead-letter path (``<queue>/$DeadLetterQueue``) everywhere below.
     """
 
+    def declare_queue(self, queue: str, *, requires_session: bool) -> None:
+        """Say whether ``queue`` is session-enabled (then it refuses messages without a session id)."""
+
     def receive(
         self,
         queue: str,
@@ -315,12 +318,9 @@ class ReceivingWorkQueue(WorkQueue, Protocol):
     def active_count(self, queue: str) -> int:
         """Messages not yet completed or dead-lettered (scheduled ones included)."""
 
-    def change_token(self, queue: str) -> int:
-        """A counter that moves whenever this process sends or settles on ``queue`` (see wait_for_change)."""
+    def subscribe(self, queue: str, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` when this process sends to or settles on ``queue``; returns an unsubscribe.
 
-    def wait_for_change(self, queue: str, token: int, timeout: float) -> bool:
-        """Wait until ``change_token(queue) != token`` or ``timeout``; True when it changed.
-
-        Only changes made in this process wake the waiter; other processes' changes are seen
-        by the caller's next receive after the timeout (keep it short).
+        Only changes made in this process call it; other processes' changes are seen by the
+        receiver's next poll (keep the interval short).
         """

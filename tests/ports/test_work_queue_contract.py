@@ -579,28 +579,27 @@ def test_a_long_locked_session_does_not_hide_other_work(q: SqliteWorkQueue) -> N
     assert [m.message_id for m in q.receive(Q, max_messages=5)] == ["other", "free"]
 
 
-def test_wait_for_change_wakes_on_a_send_from_another_instance(tmp_path: Path) -> None:
+def test_listeners_hear_sends_and_settlements_from_any_instance_in_the_process(tmp_path: Path) -> None:
     receiver = SqliteWorkQueue(tmp_path / "q.sqlite")
     sender_q = SqliteWorkQueue(tmp_path / "q.sqlite")
-    token = receiver.change_token(Q)
-    assert receiver.wait_for_change(Q, token, 0.01) is False
-    woke: list[bool] = []
-    waiter = threading.Thread(target=lambda: woke.append(receiver.wait_for_change(Q, token, 30)))
-    waiter.start()
+    heard: list[str] = []
+    stop_q = receiver.subscribe(Q, lambda: heard.append("q"))
+    receiver.subscribe(dead_letter_queue_of(Q).upper(), lambda: heard.append("dlq"))
     sender_q.send(Q, msg("m1"))
-    waiter.join(30)
-    assert woke == [True]
-    token = receiver.change_token(Q)
+    assert heard == ["q"]
     sender_q.send("other-queue", msg("m2"))
-    assert receiver.change_token(Q) == token  # another queue's send does not count
+    assert heard == ["q"]  # another queue's send is not heard
+    assert sender_q.send(Q, msg("m1")) is False and heard == ["q"]  # nor a dropped duplicate
     [m] = receiver.receive(Q)
-    receiver.complete(Q, m.lock_token)  # settling counts (it may free a session's next message)
-    assert receiver.change_token(Q) != token
-    dlq_token = receiver.change_token(dead_letter_queue_of(Q))
+    receiver.complete(Q, m.lock_token)  # settling is heard (it may free a session's next message)
+    assert heard == ["q", "q"]
     sender_q.send(Q, msg("m3"))
     [m3] = receiver.receive(Q)
     receiver.dead_letter(Q, m3.lock_token, reason="r")
-    assert receiver.change_token(dead_letter_queue_of(Q)) != dlq_token
+    assert heard == ["q", "q", "q", "q", "dlq"]
+    stop_q()
+    sender_q.send(Q, msg("m4"))
+    assert heard[-1] == "dlq"
     receiver.close()
     sender_q.close()
 
