@@ -96,6 +96,7 @@ class NotionSandbox(NotionOAuthEndpoints, NotionWebhooks, ProviderSandbox):
         clock = SandboxClock(epoch, timedelta(seconds=clock_step_seconds))
         self.workspace = NotionWorkspace(seed, clock, self.metrics, timestamp_granularity_seconds)
         self.client_id, self.client_secret, self.expiring_tokens = client_id, client_secret, expiring_tokens
+        self._check_rate(requests_per_second, burst)
         self.requests_per_second, self.burst = requests_per_second, burst
         self.deny_authorizations = False
         self.subscriptions: dict[str, NotionSubscription] = {}
@@ -190,6 +191,13 @@ class NotionSandbox(NotionOAuthEndpoints, NotionWebhooks, ProviderSandbox):
         """Every change recorded so far (type, entity, data, timestamp, authors), oldest first."""
         with self.lock:
             return [dict(e) for e in self.workspace.events]
+
+    @staticmethod
+    def _check_rate(rate: object, burst: int) -> None:
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0):
+            raise ValueError(f"requests_per_second must be a positive number or null, not {rate!r}")
+        if burst < 1:
+            raise ValueError(f"burst must be >= 1, not {burst}")
 
     # -- tokens, limits, faults -----------------------------------------------------------------
 
@@ -322,7 +330,8 @@ class NotionSandbox(NotionOAuthEndpoints, NotionWebhooks, ProviderSandbox):
             raise invalid("body failed validation: body.start_cursor should be a string")
         if not isinstance(sorts, list) or not all(
                 isinstance(s, dict) and s.get("direction", "ascending") in ("ascending", "descending") and (
-                    s.get("timestamp") in ("created_time", "last_edited_time") or s.get("property") in db["schema"])
+                    s.get("timestamp") in ("created_time", "last_edited_time")
+                    or (isinstance(s.get("property"), str) and s["property"] in db["schema"]))
                 for s in sorts):
             raise invalid("body failed validation: body.sorts should be an array of {timestamp: created_time|"
                           "last_edited_time or property: <name>, direction: ascending|descending}")
@@ -335,7 +344,12 @@ class NotionSandbox(NotionOAuthEndpoints, NotionWebhooks, ProviderSandbox):
     def _search(self, request: Request) -> Response:
         body = self._body(request, {"query", "filter", "sort", "start_cursor", "page_size"})
         size, ws = self._page_size(body), self.workspace
-        kind = (body.get("filter") or {}).get("value")
+        flt, sort = body.get("filter") or {}, body.get("sort") or {}
+        if not isinstance(flt, dict) or not isinstance(sort, dict):
+            raise invalid("body failed validation: body.filter and body.sort should be objects")
+        if not isinstance(body.get("start_cursor") or "", str) or not isinstance(body.get("query") or "", str):
+            raise invalid("body failed validation: body.start_cursor and body.query should be strings")
+        kind = flt.get("value")
         if kind not in (None, "page", "database"):
             raise invalid("body failed validation: body.filter.value should be `page` or `database`")
         text = str(body.get("query") or "").lower()
@@ -344,7 +358,6 @@ class NotionSandbox(NotionOAuthEndpoints, NotionWebhooks, ProviderSandbox):
         found += [("page", p["id"], p["edited"]) for p in ws.pages.values()
                   if kind in (None, "page") and not p["in_trash"] and text in (p["values"]["Name"] or "").lower()]
         self.metrics["touched"] += len(ws.databases) + (len(ws.pages) if kind != "database" else 0)
-        sort = body.get("sort") or {}
         found.sort(key=lambda f: f[2], reverse=sort.get("direction") == "descending")
         ids = [f[1] for f in found]
         start = 0
@@ -411,8 +424,9 @@ class NotionSandbox(NotionOAuthEndpoints, NotionWebhooks, ProviderSandbox):
         """Apply ``requests_per_second`` (null disables), ``burst``, ``latency_seconds``, ``deny_authorizations``,
         ``revoke_all_tokens``, ``expire_access_tokens``, ``expire_cursors``, ``exhaust_rate_limit``."""
         data = request.json_object()
-        self.requests_per_second = data.get("requests_per_second", self.requests_per_second)
-        self.burst = int(data.get("burst", self.burst))
+        rate, burst = data.get("requests_per_second", self.requests_per_second), int(data.get("burst", self.burst))
+        self._check_rate(rate, burst)
+        self.requests_per_second, self.burst = (None if rate is None else float(rate)), burst
         if "requests_per_second" in data or "burst" in data:
             self._buckets.clear()
         self.latency_seconds = float(data.get("latency_seconds", self.latency_seconds))

@@ -88,6 +88,8 @@ class SalesforceSandbox(SalesforceOAuthEndpoints, SalesforcePushes, ProviderSand
         self.org = SalesforceOrg(seed, SandboxClock(epoch, timedelta(seconds=1)), self.metrics)
         self.action_id = self.org.new_id("04k")  # ActionId of ad-hoc outbound messages
         self.client_id, self.client_secret = client_id, client_secret
+        if not 1 <= batch_size <= 2000 or max_open_cursors < 1 or daily_limit < 0:
+            raise ValueError("batch_size must be 1..2000, max_open_cursors >= 1 and daily_limit >= 0")
         self.batch_size, self.max_open_cursors = batch_size, max_open_cursors
         self.quota = RateWindow(daily_limit, 86400.0)
         self.deny_authorizations = False
@@ -399,8 +401,10 @@ class SalesforceSandbox(SalesforceOAuthEndpoints, SalesforcePushes, ProviderSand
         ``latency_seconds``, ``rotate_refresh_tokens``, ``deny_authorizations``, ``revoke_all_tokens``,
         ``expire_sessions``, ``expire_query_locators``, ``purge_deleted``."""
         data = request.json_object()
-        self.quota.limit = int(data.get("daily_limit", self.quota.limit))
-        self.batch_size = int(data.get("batch_size", self.batch_size))
+        limit, batch = int(data.get("daily_limit", self.quota.limit)), int(data.get("batch_size", self.batch_size))
+        if limit < 0 or not 1 <= batch <= 2000:
+            raise ValueError("daily_limit must be >= 0 and batch_size 1..2000")
+        self.quota.limit, self.batch_size = limit, batch
         self.latency_seconds = float(data.get("latency_seconds", self.latency_seconds))
         self.oauth.rotate_refresh_tokens = bool(data.get("rotate_refresh_tokens", self.oauth.rotate_refresh_tokens))
         self.deny_authorizations = bool(data.get("deny_authorizations", self.deny_authorizations))

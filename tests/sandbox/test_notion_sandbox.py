@@ -479,12 +479,14 @@ def test_send_event_with_overridden_signature(notion: NotionSandbox) -> None:
 
 # -- parsers, control API, determinism, CLI ----------------------------------------------------------------
 
+KEYS = st.sampled_from([
+    "timestamp", "last_edited_time", "created_time", "property", "status", "select", "title", "and", "or",
+    "on_or_after", "after", "equals", "name", "Status", "Name", "contains", "people", "date", "rich_text", "id",
+    "properties", "in_trash", "sorts", "sort", "filter", "value", "direction", "start_cursor", "page_size", "parent",
+    "database_id", "grant_type", "refresh_token", "token", "query", "start"])
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=12),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-                        st.sampled_from(["timestamp", "last_edited_time", "created_time", "property", "status",
-                                         "select", "title", "and", "or", "on_or_after", "after", "equals", "name",
-                                         "Status", "Name", "contains", "people", "date", "rich_text", "id"]),
-                        inner, max_size=3), max_leaves=12)
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=3),
+                    max_leaves=12)
 
 
 @settings(max_examples=300, deadline=None)
@@ -578,3 +580,45 @@ def test_a_client_that_gives_up_leaves_no_server_traceback(capfd: pytest.Capture
                 httpx.post(f"{notion.base_url}/v1/databases/{db}/query", headers=HEADERS, timeout=0.02)
         time.sleep(0.5)  # let the server finish writing to the closed sockets
     assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def fuzz_target() -> Iterator[tuple[NotionSandbox, httpx.Client]]:
+    with NotionSandbox(pages=5, requests_per_second=None) as notion, httpx.Client(
+            base_url=notion.base_url, timeout=10) as http:
+        yield notion, http
+
+
+ROUTE_KEYS = {
+    "query": ["filter", "sorts", "start_cursor", "page_size"], "search": ["query", "filter", "sort", "start_cursor",
+                                                                          "page_size"],
+    "patch": ["properties", "in_trash", "archived"], "create": ["parent", "properties"],
+    "token": ["grant_type", "code", "refresh_token", "redirect_uri"], "revoke": ["token"],
+    "ctl_page": ["Name", "Notes", "Assignee", "Due", "Priority", "Status", "in_trash"],
+}
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=st.data(), route=st.sampled_from(sorted(ROUTE_KEYS)))
+def test_bad_bodies_get_4xx_never_5xx(fuzz_target: tuple[NotionSandbox, httpx.Client], data: st.DataObject,
+                                      route: str) -> None:
+    notion, http = fuzz_target
+    body = data.draw(st.one_of(JSON, st.dictionaries(st.sampled_from(ROUTE_KEYS[route]), JSON, max_size=3)))
+    db, page = notion.database_ids[0], next(iter(notion.workspace.pages))
+    method, path, headers = {
+        "query": ("POST", f"/v1/databases/{db}/query", HEADERS), "search": ("POST", "/v1/search", HEADERS),
+        "patch": ("PATCH", f"/v1/pages/{page}", HEADERS), "create": ("POST", "/v1/pages", HEADERS),
+        "token": ("POST", "/v1/oauth/token", basic()), "revoke": ("POST", "/v1/oauth/revoke", basic()),
+        "ctl_page": ("POST", f"/_sandbox/pages/{page}", {}),
+    }[route]
+    answer = http.request(method, path, headers=headers, content=json.dumps(body))
+    assert answer.status_code < 500, answer.text
+
+
+def test_rate_settings_are_validated(notion: NotionSandbox, client: httpx.Client) -> None:
+    with pytest.raises(ValueError, match="requests_per_second"):
+        NotionSandbox(requests_per_second=0)
+    for bad in ({"requests_per_second": 0}, {"requests_per_second": "fast"}, {"burst": 0}):
+        answer = httpx.post(f"{notion.base_url}/_sandbox/config", json=bad)
+        assert answer.status_code == 400, bad
+    assert client.get("/v1/users/me").status_code == 200

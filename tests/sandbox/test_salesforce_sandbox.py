@@ -541,3 +541,45 @@ def test_outbound_redelivery_and_forged_org(sf: SalesforceSandbox) -> None:
     assert [n["Id"] for n in bodies[1]["notifications"]] == first.notification_ids
     assert bodies[2]["OrganizationId"] == "00D000000000001AAA" != sf.org_id
     assert forged.notification_ids != first.notification_ids
+
+
+FIELDS = st.sampled_from(["Email", "LastName", "FirstName", "AccountId", "NumberOfEmployees", "Name", "Id",
+                          "SystemModstamp", "Nope", "url", "record_ids", "sobject", "fields", "kind", "status",
+                          "times", "daily_limit", "batch_size", "contacts", "_system_only"])
+VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+                      lambda inner: st.lists(inner, max_size=3) | st.dictionaries(FIELDS, inner, max_size=3),
+                      max_leaves=8)
+
+
+@pytest.fixture(scope="module")
+def fuzz_org() -> Iterator[tuple[SalesforceSandbox, httpx.Client]]:
+    with SalesforceSandbox(accounts=2, contacts=5, daily_limit=10**9) as sandbox, httpx.Client(
+            base_url=sandbox.base_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10) as http:
+        yield sandbox, http
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.one_of(VALUES, st.dictionaries(FIELDS, VALUES, max_size=3)),
+       route=st.sampled_from(["patch", "create", "ctl_create", "ctl_update", "outbound", "faults", "token"]))
+def test_bad_input_gets_4xx_never_5xx(fuzz_org: tuple[SalesforceSandbox, httpx.Client], body: object,
+                                      route: str) -> None:
+    sf, http = fuzz_org
+    contact = sf.records("Contact")[0]["Id"]
+    path = {"patch": f"{DATA}/sobjects/Contact/{contact}", "create": f"{DATA}/sobjects/Contact",
+            "ctl_create": "/_sandbox/records/Contact", "ctl_update": f"/_sandbox/records/Contact/{contact}",
+            "outbound": "/_sandbox/outbound", "faults": "/_sandbox/faults", "token": "/services/oauth2/token"}[route]
+    if route == "token":
+        form = body if isinstance(body, dict) else {}
+        answer = http.post(path, data={str(k): json.dumps(v) for k, v in form.items()})
+    else:
+        answer = http.request("PATCH" if route == "patch" else "POST", path, content=json.dumps(body))
+    assert answer.status_code < 500, answer.text
+    sf.clear_faults()
+
+
+def test_settings_that_would_break_paging_are_refused(sf: SalesforceSandbox) -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        SalesforceSandbox(batch_size=0)
+    answer = httpx.post(f"{sf.base_url}/_sandbox/config", json={"batch_size": 0})
+    assert answer.status_code == 400 and "batch_size" in answer.json()["error"]
+    assert sf.batch_size == 7
