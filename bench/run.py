@@ -146,11 +146,27 @@ def devhost_webhooks_http() -> dict[str, object]:
     return measure()
 
 
+def devhost_sync() -> dict[str, object]:
+    """A 10,000-issue GitHub sync through ``ihub dev`` vs in process (see bench/devhost_backlog.py)."""
+    from bench.devhost_backlog import devhost_sync as measure
+
+    return measure()
+
+
+def webhook_backlog() -> dict[str, object]:
+    """3,000 signed deliveries to one integration: drain time / sending time (see bench/devhost_backlog.py)."""
+    from bench.devhost_backlog import webhook_backlog as measure
+
+    return measure()
+
+
 # name -> (function taking the parsed args, one-line description). Add new benchmarks here.
 BENCHMARKS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, object]], str]] = {
     "cold_import": (lambda a: cold_import(a.imports), "cold `import function_app` vs `import azure.functions`"),
     "webhook_intake": (lambda a: webhook_intake(a.webhooks), "WebhookReceiver in-process, embedded backends"),
     "devhost_webhooks_http": (lambda a: devhost_webhooks_http(), "8 HTTP clients through `ihub dev` vs in-process"),
+    "devhost_sync": (lambda a: devhost_sync(), "10,000-issue GitHub sync through `ihub dev` vs in-process"),
+    "webhook_backlog": (lambda a: webhook_backlog(), "3,000 webhooks to one integration: drain / sending time"),
 }
 
 
