@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from adapters.base.verify.config import SchemeConfig
 
 
 class _Spec(BaseModel):
@@ -71,11 +73,17 @@ class RetrySpec(_Spec):
 
 
 class WebhookSpec(_Spec):
-    """How the provider signs and identifies webhook deliveries."""
+    """How the provider signs and identifies webhook deliveries.
 
-    scheme: Literal["hmac_sha256_hex"]
-    signature_header: str
+    ``verification`` chooses the verification strategy (:mod:`adapters.base.verify`), usually a
+    provider profile's config (``adapters.base.verify.profiles``). Without it, the legacy
+    ``signature_header``/``signature_prefix`` describe a hex HMAC-SHA256 of the body.
+    """
+
+    scheme: Literal["hmac_sha256_hex"] = "hmac_sha256_hex"
+    signature_header: str | None = None
     signature_prefix: str = ""
+    verification: SchemeConfig | None = None
     event_header: str | None = None
     delivery_id_header: str | None = None
     delivery_id_path: str | None = None
@@ -83,6 +91,12 @@ class WebhookSpec(_Spec):
     timestamp_header: str | None = None
     tolerance_seconds: int = 300
     max_body_bytes: int = 25 * 1024 * 1024
+
+    @model_validator(mode="after")
+    def _has_scheme(self) -> WebhookSpec:
+        if self.verification is None and not self.signature_header:
+            raise ValueError("a webhook spec needs a verification scheme or a signature_header")
+        return self
 
 
 class StreamSpec(_Spec):

@@ -1,58 +1,74 @@
-"""Webhook signature schemes, verified against the raw body bytes in constant time."""
+"""Webhook verification as the provider spec chooses it: the bridge from ``WebhookSpec`` to a strategy.
+
+The strategies live in :mod:`adapters.base.verify`. A spec names its scheme in
+``WebhookSpec.verification`` (a scheme config, usually a profile's); a spec without it uses the
+legacy fields (``signature_header``/``signature_prefix``, a hex HMAC-SHA256 of the body), which
+map to the ``hmac_sha256`` scheme. Strategies are built once per spec and reused.
+
+- :func:`verify_delivery` is the full API: a :class:`~adapters.base.verify.model.Verdict` with
+  events, dedupe ids, handshake answers and the status to refuse with.
+- :func:`verify` is the signature-only API behind ``Adapter.verify_webhook``: ``valid`` means
+  the sender is authentic; the caller parses the body itself.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Mapping
+from functools import lru_cache
+
+from pydantic import SecretStr
 
 from adapters.base.spec import WebhookSpec
+from adapters.base.verify.config import HmacSha256Config, SchemeConfig
+from adapters.base.verify.model import Delivery, Strategy, Verdict, WebhookKey, header
+from adapters.base.verify.registry import build_strategy
+
+__all__ = ["Verdict", "header", "scheme_config", "strategy_for", "verify", "verify_delivery"]
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """Result of a signature check; ``reason`` says why in words."""
+def scheme_config(spec: WebhookSpec) -> SchemeConfig:
+    """The scheme config a webhook spec chooses (its ``verification``, else its legacy HMAC fields).
 
-    valid: bool
-    reason: str
+    Raises:
+        ValueError: The spec has neither.
+    """
+    if spec.verification is not None:
+        return spec.verification
+    if not spec.signature_header:
+        raise ValueError("the webhook spec names no verification scheme and no signature header")
+    return HmacSha256Config(
+        signature_header=spec.signature_header,
+        prefix=spec.signature_prefix,
+        encoding="hex",
+        id_header=spec.delivery_id_header,
+        id_path=spec.delivery_id_path,
+        event_header=spec.event_header,
+        event_path=spec.event_type_path,
+    )
 
 
-def header(headers: Mapping[str, str], name: str | None) -> str | None:
-    """Case-insensitive header lookup."""
-    if name is None:
-        return None
-    value = headers.get(name)
-    if value is not None:
-        return value
-    lower = name.lower()
-    for key, val in headers.items():
-        if key.lower() == lower:
-            return val
-    return None
+@lru_cache(maxsize=128)
+def strategy_for(spec: WebhookSpec) -> Strategy:
+    """The (cached) strategy of a webhook spec."""
+    return build_strategy(scheme_config(spec))
 
 
-def verify_hmac_sha256_hex(
-    spec: WebhookSpec, headers: Mapping[str, str], body: bytes, secret: str, now: float
+def verify_delivery(spec: WebhookSpec, delivery: Delivery, key: WebhookKey) -> Verdict:
+    """Judge a delivery with the spec's strategy: the full verdict (events, answers, status)."""
+    return strategy_for(spec).verify(delivery, key)
+
+
+def verify(
+    spec: WebhookSpec, headers: Mapping[str, str], body: bytes, secret: str | SecretStr, now: float
 ) -> Verdict:
-    """``<prefix><hex HMAC-SHA256(secret, raw body)>`` in ``spec.signature_header`` (no timestamp)."""
-    given = header(headers, spec.signature_header)
-    if not given:
-        return Verdict(False, f"missing {spec.signature_header} header")
-    prefix = spec.signature_prefix
-    if prefix and not given.startswith(prefix):
-        return Verdict(False, f"{spec.signature_header} does not start with {prefix!r}")
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if hmac.compare_digest(given[len(prefix) :].strip().lower().encode(), expected.encode()):
-        return Verdict(True, "signature matches")
-    return Verdict(False, f"{spec.signature_header} does not match the body (wrong secret or modified body)")
+    """Signature check with a shared secret: ``valid`` when the sender is authentic.
 
-
-SCHEMES: dict[str, Callable[[WebhookSpec, Mapping[str, str], bytes, str, float], Verdict]] = {
-    "hmac_sha256_hex": verify_hmac_sha256_hex
-}
-
-
-def verify(spec: WebhookSpec, headers: Mapping[str, str], body: bytes, secret: str, now: float) -> Verdict:
-    """Verify with the scheme the spec names. ``now`` serves timestamped schemes."""
-    return SCHEMES[spec.scheme](spec, headers, body, secret, now)
+    Content problems of an authentic delivery (a body that is not JSON, a missing delivery id)
+    do not make it invalid here; the verdict's ``code`` still says ``invalid_body``.
+    """
+    key = WebhookKey(secret=secret if isinstance(secret, SecretStr) else SecretStr(secret))
+    verdict = verify_delivery(spec, Delivery(headers, body, now), key)
+    if verdict.authentic and not verdict.valid:
+        return dataclasses.replace(verdict, valid=True, status=200)
+    return verdict
