@@ -323,8 +323,8 @@ class SyncService:
             raise SkipRecord(f"webhook event {msg.event_id} not found (expired or never stored)", code="no_event")
         if event.status == WebhookStatus.PROCESSED:
             return
-        integration = self._repos.integrations.require(msg.tenant_id, msg.integration_id)
         try:
+            integration = self._repos.integrations.require(msg.tenant_id, msg.integration_id)
             payload = event.body
             if payload is None and event.body_blob:
                 try:
