@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from sandbox.oauth_server import Grant, OAuthServer
 from sandbox.server import Request, Response, SandboxServer, json_response
 
 FaultKind = Literal["status", "timeout", "truncate", "malformed", "repeat_cursor"]
@@ -390,6 +391,38 @@ class ProviderSandbox(SandboxServer):
         except (ValueError, TypeError) as exc:
             return self.control_error(400, str(exc))
 
+    def add_token_controls(self, oauth: OAuthServer, client_id: str) -> None:
+        """Register ``POST /_sandbox/tokens`` (``{"scope", "count"}``: issue one grant, or a list of ``count``,
+        e.g. for a refresh benchmark), ``POST /_sandbox/tokens/revoke`` (``{"token"}`` or ``{"all": true}``)
+        and ``POST /_sandbox/tokens/expire`` (every access token expires now)."""
+
+        def issue(request: Request) -> Response:
+            data = request.json_object(allow_empty=True)
+            scope = str(data.get("scope", ""))
+            if "count" not in data:
+                return json_response(201, token_json(oauth.issue(client_id, scope)))
+            count = data["count"]
+            if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 10000:
+                raise ValueError("field 'count' must be an integer between 1 and 10000")
+            return json_response(201, [token_json(oauth.issue(client_id, scope)) for _ in range(count)])
+
+        def revoke(request: Request) -> Response:
+            data = request.json_object()
+            if data.get("all") is True:
+                oauth.revoke_all()
+                return json_response(200, {"revoked": "all"})
+            if not isinstance(data.get("token"), str):
+                raise ValueError("field 'token' (string) or 'all': true is required")
+            return json_response(200, {"revoked": oauth.revoke(data["token"])})
+
+        def expire(request: Request) -> Response:
+            oauth.expire_access_tokens()
+            return json_response(200, {"expired": True})
+
+        self.route("POST", "/_sandbox/tokens", issue)
+        self.route("POST", "/_sandbox/tokens/revoke", revoke)
+        self.route("POST", "/_sandbox/tokens/expire", expire)
+
     def _ctl_fault(self, request: Request) -> Response:
         fault, times = Fault.from_json(request.json_object())
         self.faults.add(fault, times)
@@ -398,6 +431,12 @@ class ProviderSandbox(SandboxServer):
     def _ctl_clear_faults(self, request: Request) -> Response:
         self.faults.clear()
         return json_response(200, {"pending": 0})
+
+
+def token_json(grant: Grant) -> dict[str, Any]:
+    """A grant as the control API shows it: ``access_token``, ``refresh_token``, ``expires_in``, ``grant_id``."""
+    return {"access_token": grant.access_token, "refresh_token": grant.refresh_token,
+            "expires_in": grant.expires_in(grant.issued_at), "grant_id": grant.grant_id, "scope": grant.scope}
 
 
 def retry_after_seconds(wait: float) -> int:

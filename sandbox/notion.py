@@ -105,6 +105,7 @@ class NotionSandbox(NotionOAuthEndpoints, NotionWebhooks, ProviderSandbox):
                                  rotate_refresh_tokens=True, issue_refresh_tokens=expiring_tokens,
                                  make_token=lambda kind: f"{'ntn' if kind != 'code' else 'code'}_{uuid.uuid4().hex}")
         self.oauth.add_static_token(token)
+        self.add_token_controls(self.oauth, client_id)
         for method, pattern, handler in [
             ("GET", "/v1/oauth/authorize", self._authorize), ("POST", "/v1/oauth/token", self._token),
             ("POST", "/v1/oauth/revoke", self._revoke), ("POST", "/v1/oauth/introspect", self._introspect),

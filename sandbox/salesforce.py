@@ -96,6 +96,7 @@ class SalesforceSandbox(SalesforceOAuthEndpoints, SalesforcePushes, ProviderSand
         self.oauth = OAuthServer({client_id: client_secret}, access_ttl=session_seconds,
                                  rotate_refresh_tokens=rotate_refresh_tokens, make_token=self._make_token)
         self.oauth.add_static_token(token)
+        self.add_token_controls(self.oauth, client_id)
         self._locators: dict[str, _Locator] = {}
         self._rules: list[OutboundRule] = []
         for method, pattern, handler in [

@@ -622,3 +622,13 @@ def test_rate_settings_are_validated(notion: NotionSandbox, client: httpx.Client
         answer = httpx.post(f"{notion.base_url}/_sandbox/config", json=bad)
         assert answer.status_code == 400, bad
     assert client.get("/v1/users/me").status_code == 200
+
+
+def test_token_control_endpoints(notion: NotionSandbox) -> None:
+    with httpx.Client(base_url=f"{notion.base_url}/_sandbox") as ctl:
+        tokens = ctl.post("/tokens", json={"count": 3}).json()
+        assert len(tokens) == 3 and tokens[0]["expires_in"] == 3600 and tokens[0]["refresh_token"]
+        headers = {"Authorization": f"Bearer {tokens[0]['access_token']}", "Notion-Version": "2022-06-28"}
+        assert httpx.get(f"{notion.base_url}/v1/users/me", headers=headers).status_code == 200
+        ctl.post("/tokens/revoke", json={"all": True})
+        assert httpx.get(f"{notion.base_url}/v1/users/me", headers=headers).status_code == 401

@@ -583,3 +583,23 @@ def test_settings_that_would_break_paging_are_refused(sf: SalesforceSandbox) -> 
     answer = httpx.post(f"{sf.base_url}/_sandbox/config", json={"batch_size": 0})
     assert answer.status_code == 400 and "batch_size" in answer.json()["error"]
     assert sf.batch_size == 7
+
+
+def test_token_control_endpoints(sf: SalesforceSandbox) -> None:
+    with httpx.Client(base_url=f"{sf.base_url}/_sandbox") as ctl:
+        many = ctl.post("/tokens", json={"count": 25})
+        assert many.status_code == 201 and len({t["refresh_token"] for t in many.json()}) == 25
+        one = ctl.post("/tokens", json={}).json()
+        assert one["expires_in"] == 7200
+        headers = {"Authorization": f"Bearer {one['access_token']}"}
+        assert httpx.get(f"{sf.base_url}{DATA}/limits", headers=headers).status_code == 200
+        refreshed = token_call(sf, grant_type="refresh_token", refresh_token=many.json()[3]["refresh_token"])
+        assert refreshed.status_code == 200
+        assert ctl.post("/tokens", json={"count": 0}).status_code == 400
+        ctl.post("/tokens/expire")
+        assert httpx.get(f"{sf.base_url}{DATA}/limits", headers=headers).status_code == 401
+        assert ctl.post("/tokens/revoke", json={"token": one["refresh_token"]}).json() == {"revoked": True}
+        assert token_call(sf, grant_type="refresh_token", refresh_token=one["refresh_token"]).status_code == 400
+        ctl.post("/tokens/revoke", json={"all": True})
+        assert token_call(sf, grant_type="refresh_token", refresh_token=many.json()[0]["refresh_token"]).json()[
+            "error"] == "invalid_grant"
