@@ -2,7 +2,8 @@
 
 - ``ihub dev``: run ``function_app.py`` in the local dev host (like ``func start``).
 - ``ihub demo``: the end-to-end demo on embedded backends and the loopback sandboxes.
-- ``ihub webhooks verify``: check a webhook delivery's signature offline.
+- ``ihub webhooks verify``: check a webhook delivery offline with the hub's own strategy (every scheme).
+- ``ihub webhooks send``: sign and send a realistic delivery, as the provider would.
 - ``ihub settings``: show the effective settings (secrets redacted) and chosen backends.
 - ``ihub schedule next``: the next fire times of an NCRONTAB expression, as the Functions host reads it.
 """
@@ -14,36 +15,8 @@ import itertools
 import logging
 import os
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
-
-
-def _cmd_webhooks_verify(args: argparse.Namespace) -> int:
-    from adapters.registry import adapter_class
-    from shared.errors import HubError
-
-    headers: dict[str, str] = {}
-    for raw in args.header or []:
-        name, sep, value = raw.partition(":")
-        if not sep or not name.strip():
-            print(f"error: --header {raw!r} is not 'Name: value'", file=sys.stderr)
-            return 2
-        headers[name.strip()] = value.strip()
-    try:
-        body = Path(args.body_file).read_bytes() if args.body_file != "-" else sys.stdin.buffer.read()
-    except OSError as exc:
-        print(f"error: cannot read --body-file: {exc}", file=sys.stderr)
-        return 2
-    try:
-        adapter = adapter_class(args.provider)(timeout=1.0)
-    except HubError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    verdict = adapter.verify_webhook(headers, body, args.secret, float(args.now) if args.now else time.time())
-    adapter.close()
-    print(f"{'valid' if verdict.valid else 'INVALID'}: {verdict.reason}")
-    return 0 if verdict.valid else 1
 
 
 def _cmd_dev(args: argparse.Namespace) -> int:
@@ -167,13 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
 
     hooks = sub.add_parser("webhooks", help="webhook tools").add_subparsers(dest="webhooks_command", required=True)
-    verify = hooks.add_parser("verify", help="verify a delivery's signature; exit 0 valid, 1 invalid")
-    verify.add_argument("--provider", required=True)
-    verify.add_argument("--secret", required=True)
-    verify.add_argument("--header", action="append", metavar="'Name: value'", help="repeatable")
-    verify.add_argument("--body-file", required=True, help="raw body bytes ('-' for stdin)")
-    verify.add_argument("--now", help="epoch seconds to verify at (timestamped schemes)")
-    verify.set_defaults(func=_cmd_webhooks_verify)
+    from devtools.webhook_tools import add_parsers as add_webhook_parsers
+
+    add_webhook_parsers(hooks)
 
     settings = sub.add_parser("settings", help="print the effective settings")
     settings.set_defaults(func=_cmd_settings)
