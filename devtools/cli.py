@@ -4,6 +4,7 @@
 - ``ihub demo``: the end-to-end demo on embedded backends and the loopback sandboxes.
 - ``ihub webhooks verify``: check a webhook delivery offline with the hub's own strategy (every scheme).
 - ``ihub webhooks send``: sign and send a realistic delivery, as the provider would.
+- ``ihub events``: locally dead-lettered Event Grid events, and the app's subscriptions.
 - ``ihub settings``: show the effective settings (secrets redacted) and chosen backends.
 - ``ihub schedule next``: the next fire times of an NCRONTAB expression, as the Functions host reads it.
 """
@@ -143,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     from devtools.webhook_tools import add_parsers as add_webhook_parsers
 
     add_webhook_parsers(hooks)
+
+    events = sub.add_parser("events", help="local Event Grid: dead letters, subscriptions").add_subparsers(
+        dest="events_command", required=True
+    )
+    from devtools.event_tools import add_parsers as add_event_parsers
+
+    add_event_parsers(events)
 
     settings = sub.add_parser("settings", help="print the effective settings")
     settings.set_defaults(func=_cmd_settings)

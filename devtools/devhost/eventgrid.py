@@ -1,61 +1,102 @@
-"""Event Grid triggers on the local event log: one dispatcher thread for all of them.
+"""Event Grid triggers on the local event log, delivered the way Event Grid delivers.
 
-In Azure an Event Grid subscription decides which function receives which events; locally
-every Event Grid function receives every event published to the log (``EventLog.pending``),
-as an ``azure.functions.EventGridEvent``. Delivery is at-least-once: an event is marked
-delivered once every function has handled it, or has failed it ``max_attempts`` times (the
-failure is logged and the event is not retried further, like a dead-lettered delivery).
+The app's subscriptions are declared in :mod:`shared.subscriptions` (the Bicep reads the same
+list). One dispatcher thread:
+
+1. **routes** each newly published event to the subscriptions whose source (the event's
+   topic) and included event types match it: one delivery per subscription, or none - the
+   app's own domain events go to its domain topic and reach no function of the app;
+2. **delivers** each due delivery to its function in the subscription's schema, through the
+   Python worker's own converter, so the function gets a ``func.EventGridEvent`` (Event Grid
+   schema) or a ``func.CloudEvent`` (CloudEvents 1.0) exactly as in Azure;
+3. **retries** a failed delivery on Event Grid's schedule (10 s, 30 s, 1 min, 5 min, ...),
+   multiplied by ``retry_scale`` so a laptop sees it in seconds, until the subscription's
+   ``max_delivery_attempts`` or the event's time to live (also scaled) runs out;
+4. **dead-letters** it then (``MaxDeliveryAttemptsExceeded`` or ``TimeToLiveExceeded``): the
+   delivery is kept in the event log's dead-letter list (``EventLog.dead_lettered``, shown
+   by ``ihub events dead-letters``) and logged as an error.
+
+Each delivery is leased while it runs, so a dev host killed mid-delivery delivers it again
+when it starts (at-least-once, as Event Grid).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import azure.functions as func
+from azure.functions import meta
+from azure.functions.eventgrid import EventGridEventInConverter
 
 from devtools.devhost.bindings import EVENT_GRID_TRIGGER, FunctionSpec
-from shared.ports.events import EventEnvelope, EventLog, LoggedEvent
+from shared.ports.events import EventDelivery, EventEnvelope, EventLog, PlannedDelivery
+from shared.subscriptions import (
+    MAX_DELIVERY_ATTEMPTS_EXCEEDED,
+    SUBSCRIPTIONS,
+    TIME_TO_LIVE_EXCEEDED,
+    EventSchema,
+    EventSubscription,
+    retry_delay_seconds,
+    source_of_topic,
+)
 
-__all__ = ["EventDispatcher", "to_eventgrid_event"]
+__all__ = ["DEFAULT_RETRY_SCALE", "EventDispatcher", "to_function_event", "wire_event"]
 
 Invoke = Callable[..., Any]
+DEFAULT_RETRY_SCALE = 0.01
+"""Local retry delays and time to live are Event Grid's times this (10 s becomes 0.1 s; 24 h, 14.4 min)."""
+LEASE_SECONDS = 300.0
+LOCAL_TOPIC_SOURCE = "/devhost/topics/domain-topic"
+"""CloudEvents ``source`` of a locally published event without a topic."""
 
 
-def to_eventgrid_event(event: EventEnvelope) -> func.EventGridEvent:
-    """The ``azure.functions.EventGridEvent`` a function receives for a logged event.
+def wire_event(event: EventEnvelope, schema: EventSchema) -> dict[str, Any]:
+    """The JSON object Event Grid posts for ``event`` in ``schema``.
 
-    Args:
-        event: The event in the log.
-
-    Returns:
-        The event in the shape the Functions Python worker builds (Event Grid schema).
+    An event published in the Event Grid schema and delivered as a CloudEvent keeps its id,
+    type, subject, time and data; its topic becomes the ``source``.
     """
-    return func.EventGridEvent(
-        id=event.id,
-        data=dict(event.data),
-        topic=event.topic,
-        subject=event.subject,
-        event_type=event.event_type,
-        event_time=event.event_time,
-        data_version=event.data_version,
-    )
+    at = (event.event_time if event.event_time.tzinfo else event.event_time.replace(tzinfo=UTC)).isoformat()
+    if schema is EventSchema.CLOUD_EVENTS:
+        return {
+            "specversion": "1.0", "id": event.id, "source": event.topic or LOCAL_TOPIC_SOURCE, "type": event.event_type,
+            "subject": event.subject, "time": at, "datacontenttype": "application/json", "data": event.data,
+        }  # fmt: skip
+    return {
+        "id": event.id, "topic": event.topic, "subject": event.subject, "eventType": event.event_type,
+        "eventTime": at, "data": event.data, "dataVersion": event.data_version, "metadataVersion": "1",
+    }  # fmt: skip
+
+
+def to_function_event(event: EventEnvelope, schema: EventSchema = EventSchema.EVENT_GRID) -> Any:
+    """What an Event Grid function receives for ``event`` delivered in ``schema``.
+
+    Decoded by the Python worker's converter from the wire JSON, so the type is the worker's:
+    ``func.EventGridEvent`` for the Event Grid schema, ``func.CloudEvent`` for CloudEvents.
+    """
+    body = json.dumps(wire_event(event, schema), separators=(",", ":"))
+    return EventGridEventInConverter.decode(meta.Datum(body, "json"), trigger_metadata={})
 
 
 class EventDispatcher:
-    """Delivers pending events of an event log to the Event Grid functions.
+    """Routes, delivers, retries and dead-letters events of the local event log.
 
     Args:
         specs: The app's functions; only Event Grid-triggered ones are kept.
         events: The local event log.
         invoke: The host's invoke path, ``invoke(spec, reason=..., **kwargs)``.
         log: Logger.
-        poll_interval: Seconds between polls when nothing is pending.
-        max_attempts: Attempts per event and function before giving up.
-        batch: Events read per poll.
+        subscriptions: The app's subscriptions (default :data:`shared.subscriptions.SUBSCRIPTIONS`);
+            those naming a function that is not loaded are left out.
+        poll_interval: Seconds between polls when nothing is due (events published by another
+            process are seen by the next poll).
+        retry_scale: Multiplies Event Grid's retry delays and the events' time to live.
+        batch: Events routed, and deliveries made, per poll.
     """
 
     def __init__(
@@ -65,16 +106,22 @@ class EventDispatcher:
         *,
         invoke: Invoke,
         log: logging.Logger,
+        subscriptions: Sequence[EventSubscription] | None = None,
         poll_interval: float = 0.2,
-        max_attempts: int = 3,
+        retry_scale: float = DEFAULT_RETRY_SCALE,
         batch: int = 100,
     ) -> None:
         self.functions = [spec for spec in specs if spec.trigger_type == EVENT_GRID_TRIGGER]
+        by_name = {spec.name: spec for spec in self.functions}
+        declared = SUBSCRIPTIONS if subscriptions is None else tuple(subscriptions)
+        self.subscriptions = [s for s in declared if s.function in by_name]
+        self._specs = by_name
+        self._by_name = {s.name: s for s in self.subscriptions}
         self._events = events
         self._invoke = invoke
         self._log = log
         self._poll_interval = poll_interval
-        self._max_attempts = max(1, max_attempts)
+        self._scale = max(0.0, retry_scale)
         self._batch = batch
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -83,7 +130,14 @@ class EventDispatcher:
         self._busy = False
         self._dispatched = 0
         self.last_quiet_poll = float("-inf")
-        """``time.monotonic()`` at the start of the latest poll that found nothing pending."""
+        """``time.monotonic()`` at the start of the latest poll that found nothing to route or deliver."""
+        for spec in self.functions:
+            if not any(s.function == spec.name for s in self.subscriptions):
+                log.warning(
+                    "Event Grid function %s has no subscription in shared/subscriptions.py: it receives no events"
+                    " (in Azure too, until a subscription names it)",
+                    spec.name,
+                )
 
     @property
     def busy(self) -> bool:
@@ -93,7 +147,7 @@ class EventDispatcher:
 
     @property
     def dispatched(self) -> int:
-        """Events handed to the functions since start."""
+        """Delivery attempts made since start."""
         with self._lock:
             return self._dispatched
 
@@ -113,78 +167,119 @@ class EventDispatcher:
         self._wake.set()
 
     def stop(self, timeout: float) -> bool:
-        """Stop after the event being delivered, waiting at most ``timeout`` seconds.
-
-        Args:
-            timeout: Seconds to wait.
+        """Stop after the delivery in progress, waiting at most ``timeout`` seconds.
 
         Returns:
             True when the dispatcher thread ended in time.
         """
-        self._stop.set()
-        self._wake.set()
+        self.request_stop()
         if self._thread is None:
             return True
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    # --- the loop ---------------------------------------------------------------------------
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             polled_at = time.monotonic()
+            self._wake.clear()
             try:
-                pending = self._events.pending(self._batch)
+                routed = self._route()
+                due = self._events.claim_deliveries(self._batch, LEASE_SECONDS)
             except Exception:
                 self._log.exception("reading the event log failed")
                 self._stop.wait(self._poll_interval)
                 continue
-            if not pending:
+            if not routed and not due:
                 self.last_quiet_poll = polled_at
-                if self._wake.wait(self._poll_interval):
-                    self._wake.clear()
+                self._wake.wait(self._idle_wait())
                 continue
-            for logged in pending:
+            for delivery in due:
                 if self._stop.is_set():
-                    return
-                self._deliver(logged)
+                    return  # leased deliveries are delivered again when their lease ends
+                self._deliver(delivery)
 
-    def _deliver(self, logged: LoggedEvent) -> None:
+    def _idle_wait(self) -> float:
+        try:
+            next_at = self._events.next_delivery_at()
+        except Exception:
+            return self._poll_interval
+        if next_at is None:
+            return self._poll_interval
+        return max(0.0, min(self._poll_interval, (next_at - datetime.now(UTC)).total_seconds()))
+
+    def _route(self) -> int:
+        """Route new events to their subscriptions; returns how many were routed."""
+        pending = self._events.pending(self._batch)
+        for logged in pending:
+            event = logged.event
+            source = source_of_topic(event.topic)
+            now = datetime.now(UTC)
+            planned = [
+                PlannedDelivery(
+                    subscription=s.name,
+                    function=s.function,
+                    max_attempts=s.retry.max_delivery_attempts,
+                    expires_at=now + timedelta(minutes=s.retry.event_time_to_live_minutes) * self._scale,
+                )
+                for s in self.subscriptions
+                if s.matches(source, event.event_type)
+            ]
+            self._events.route(logged.seq, planned)
+        return len(pending)
+
+    def _deliver(self, delivery: EventDelivery) -> None:
         with self._lock:
             self._busy = True
-            self._dispatched += 1
         try:
-            for spec in self.functions:
-                if not self._deliver_to(spec, logged):
-                    return  # stopping mid-retry: leave it pending, it is delivered again next start
-            self._events.mark_delivered(logged.seq)
+            self._attempt(delivery)
         except Exception:
-            self._log.exception("could not mark event %s delivered", logged.event.id)
+            self._log.exception("could not record the outcome of event %s", delivery.event.id)
         finally:
             with self._lock:
                 self._busy = False
 
-    def _deliver_to(self, spec: FunctionSpec, logged: LoggedEvent) -> bool:
-        """Deliver to one function; False when stopped before it succeeded or gave up."""
-        event = logged.event
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                self._invoke(
-                    spec,
-                    reason=f"EventGrid trigger fired for event {event.id} ({event.event_type})",
-                    **{spec.arg_name: to_eventgrid_event(event)},
-                )
-                return True
-            except Exception as exc:
-                if attempt == self._max_attempts:
-                    self._log.error(
-                        "event %s (%s) failed in %s %d times; giving up: %s: %s",
-                        event.id,
-                        event.event_type,
-                        spec.name,
-                        attempt,
-                        type(exc).__name__,
-                        exc,
-                    )
-                    return True
-                if self._stop.wait(min(0.05 * attempt, 1.0)):
-                    return False
-        return True
+    def _attempt(self, delivery: EventDelivery) -> None:
+        event, events = delivery.event, self._events
+        spec = self._specs.get(delivery.function)
+        subscription = self._by_name.get(delivery.subscription)
+        if spec is None or subscription is None:
+            return  # a subscription of another app or --functions set: its lease runs out, untouched
+        if datetime.now(UTC) >= delivery.expires_at:
+            self._dead_letter(delivery, TIME_TO_LIVE_EXCEEDED, "", attempted=False)
+            return
+        with self._lock:
+            self._dispatched += 1
+        try:
+            self._invoke(
+                spec,
+                reason=f"EventGrid trigger fired for event {event.id} ({event.event_type}) via {subscription.name}",
+                **{spec.arg_name: to_function_event(event, subscription.schema)},
+            )
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            failed = delivery.failed_attempts + 1
+            if failed >= delivery.max_attempts:
+                self._dead_letter(delivery, MAX_DELIVERY_ATTEMPTS_EXCEEDED, error)
+                return
+            retry_at = min(
+                datetime.now(UTC) + timedelta(seconds=retry_delay_seconds(failed) * self._scale), delivery.expires_at
+            )
+            events.delivery_failed(delivery.seq, delivery.subscription, error, retry_at)
+            self._log.warning(
+                "event %s (%s) failed in %s (attempt %d of %d); retrying at %s: %s",
+                event.id, event.event_type, spec.name, failed, delivery.max_attempts,
+                retry_at.isoformat(timespec="milliseconds"), error,
+            )  # fmt: skip
+            return
+        events.delivery_succeeded(delivery.seq, delivery.subscription)
+
+    def _dead_letter(self, delivery: EventDelivery, reason: str, error: str, *, attempted: bool = True) -> None:
+        self._events.dead_letter_delivery(delivery.seq, delivery.subscription, reason, error, attempted=attempted)
+        self._log.error(
+            "event %s (%s) dead-lettered by subscription %s after %d attempt(s): %s%s"
+            " (list them with 'ihub events dead-letters')",
+            delivery.event.id, delivery.event.event_type, delivery.subscription,
+            delivery.failed_attempts + int(attempted), reason, f"; last error: {error}" if error else "",
+        )  # fmt: skip

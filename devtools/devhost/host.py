@@ -27,7 +27,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -42,7 +42,7 @@ from devtools.devhost.bindings import (
     FunctionSpec,
     discover_functions,
 )
-from devtools.devhost.eventgrid import EventDispatcher
+from devtools.devhost.eventgrid import DEFAULT_RETRY_SCALE, EventDispatcher
 from devtools.devhost.hostjson import HostConfig
 from devtools.devhost.http import DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT, HttpFrontend, HttpRouteTable
 from devtools.devhost.invoke import Invoker
@@ -53,6 +53,7 @@ from devtools.devhost.validation import validate_functions
 from shared.errors import ConfigurationError
 from shared.ports.events import EventLog
 from shared.ports.queue import ReceivingWorkQueue
+from shared.subscriptions import EventSubscription
 
 __all__ = ["DevHost"]
 
@@ -83,6 +84,8 @@ class DevHost:
         state_dir: Where timer leases and schedule-monitor status are kept (shared by every dev
             host using the folder); None keeps them in this process.
         read_timeout: Seconds an HTTP client may stay silent mid-request (408 after that).
+        event_subscriptions: Event Grid subscriptions (default: the app's, ``shared.subscriptions``).
+        event_retry_scale: Event Grid's retry delays and time to live, scaled for a laptop.
         log: Logger (default ``devtools.devhost``).
     """
 
@@ -105,6 +108,8 @@ class DevHost:
         host_config: HostConfig | None = None,
         functions: Collection[str] | None = None,
         state_dir: Path | None = None,
+        event_subscriptions: Sequence[EventSubscription] | None = None,
+        event_retry_scale: float = DEFAULT_RETRY_SCALE,
         log: logging.Logger | None = None,
     ) -> None:
         self._app = app
@@ -123,6 +128,8 @@ class DevHost:
         self._read_timeout = read_timeout
         self._only = None if functions is None else set(functions)
         self._state_dir = state_dir
+        self._event_subscriptions = event_subscriptions
+        self._event_retry_scale = event_retry_scale
         self._state: TimerStateStore | None = None
         self._host_id = f"devhost-{uuid.uuid4()}"
         self.log = log or logging.getLogger("devtools.devhost")
@@ -211,9 +218,9 @@ class DevHost:
                 self._queue,
                 invoke=self.invoke,
                 log=self.log,
-                max_concurrent_calls=self._max_concurrent_calls or self.host_config.concurrency_for(
-                    sessions=binding.sessions
-                ),
+                max_concurrent_calls=self._max_concurrent_calls or self.host_config.concurrency_for(sessions=False),
+                max_concurrent_sessions=self._max_concurrent_calls or self.host_config.concurrency_for(sessions=True),
+                max_lock_renewal=self.host_config.service_bus.max_auto_lock_renewal_duration,
                 poll_interval=self._poll_interval,
             )
             for binding in queue_bindings
@@ -223,7 +230,13 @@ class DevHost:
         self._dispatcher = None
         if self._events is not None and any(f.trigger_type == EVENT_GRID_TRIGGER for f in functions):
             self._dispatcher = EventDispatcher(
-                functions, self._events, invoke=self.invoke, log=self.log, poll_interval=self._poll_interval
+                functions,
+                self._events,
+                invoke=self.invoke,
+                log=self.log,
+                subscriptions=self._event_subscriptions,
+                poll_interval=self._poll_interval,
+                retry_scale=self._event_retry_scale,
             )
             self._dispatcher.start()
         if self._enable_timers:

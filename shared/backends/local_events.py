@@ -1,14 +1,17 @@
 """Event publisher backend on an SQLite event log (the embedded default).
 
-The dev host reads ``pending()`` events, delivers them to the app's Event Grid functions
-and calls ``mark_delivered()``. The log is one SQLite file in WAL mode with one connection
-per thread (and per process), so several threads and processes may publish and deliver
-at once. Publishing is idempotent on the event id.
+The dev host reads ``pending()`` events and routes each to the subscriptions that match it
+(``route()``: one row per delivery in ``event_deliveries``), then leases due deliveries
+(``claim_deliveries()``), invokes the functions and records each outcome: done, failed
+(due again later) or dead-lettered (listed by ``dead_lettered()``). The log is one SQLite file
+in WAL mode with one connection per thread (and per process), so several threads and
+processes may publish and deliver at once. Publishing is idempotent on the event id.
 """
 
 from __future__ import annotations
 
 import json
+import time as _time
 from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, date, datetime, time
@@ -20,7 +23,7 @@ from uuid import UUID
 
 from shared.backends.sqlite_base import SqliteFile
 from shared.errors import InvalidInput
-from shared.ports.events import EventEnvelope, LoggedEvent
+from shared.ports.events import DeadLetteredEvent, EventDelivery, EventEnvelope, LoggedEvent, PlannedDelivery
 
 _SCHEMA = (
     """
@@ -36,9 +39,30 @@ CREATE TABLE IF NOT EXISTS event_log (
     delivered_at TEXT
 )""",
     "CREATE INDEX IF NOT EXISTS event_log_pending ON event_log (seq) WHERE delivered_at IS NULL",
+    """
+CREATE TABLE IF NOT EXISTS event_deliveries (
+    seq INTEGER NOT NULL,
+    subscription TEXT NOT NULL,
+    function TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'waiting',
+    failed_attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    due_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    routed_at REAL NOT NULL,
+    leased_until REAL,
+    last_error TEXT,
+    dead_letter_reason TEXT,
+    finished_at REAL,
+    PRIMARY KEY (seq, subscription)
+)""",
+    "CREATE INDEX IF NOT EXISTS event_deliveries_due ON event_deliveries (due_at) WHERE state = 'waiting'",
+    "CREATE INDEX IF NOT EXISTS event_deliveries_dead ON event_deliveries (finished_at) WHERE state = 'dead'",
 )
 
 _COLUMNS = "seq, id, event_type, subject, data, event_time, data_version, topic, delivered_at"
+_EVENT_COLUMNS = ", ".join(f"e.{c}" for c in _COLUMNS.split(", "))
+_DELIVERY_COLUMNS = "d.subscription, d.function, d.failed_attempts, d.max_attempts, d.expires_at, d.routed_at"
 
 
 def json_default(value: Any) -> Any:
@@ -90,6 +114,10 @@ def to_json_data(data: dict[str, Any]) -> dict[str, Any]:
 def utc(moment: datetime) -> datetime:
     """A timezone-aware datetime (naive ones are taken as UTC)."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _from_epoch(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
 
 
 def check_event(event: EventEnvelope) -> None:
@@ -184,6 +212,105 @@ class LocalEventPublisher:
                 "UPDATE event_log SET delivered_at = ? WHERE seq = ? AND delivered_at IS NULL",
                 (datetime.now(UTC).isoformat(), seq),
             )
+
+    # --- deliveries (the local stand-in for Event Grid's delivery side) ------------------------
+
+    def route(self, seq: int, deliveries: Sequence[PlannedDelivery]) -> None:
+        """Create the event's deliveries (due now) and mark it routed, at once and only once.
+
+        When another process routed it first, nothing changes.
+        """
+        now = _time.time()
+        with self._transaction() as conn:
+            routed = conn.execute(
+                "UPDATE event_log SET delivered_at = ? WHERE seq = ? AND delivered_at IS NULL",
+                (datetime.fromtimestamp(now, UTC).isoformat(), seq),
+            ).rowcount
+            if routed:
+                conn.executemany(
+                    "INSERT INTO event_deliveries (seq, subscription, function, max_attempts, due_at, expires_at,"
+                    " routed_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (seq, subscription) DO NOTHING",
+                    [(seq, d.subscription, d.function, d.max_attempts, now, utc(d.expires_at).timestamp(), now)
+                     for d in deliveries],
+                )  # fmt: skip
+
+    def claim_deliveries(self, limit: int, lease_seconds: float) -> list[EventDelivery]:
+        """Lease up to ``limit`` due deliveries, oldest first (a lease that ran out is due again)."""
+        if limit <= 0:
+            return []
+        now = _time.time()
+        with self._transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS}, {_EVENT_COLUMNS} FROM event_deliveries d"
+                " JOIN event_log e ON e.seq = d.seq WHERE d.state = 'waiting' AND d.due_at <= ?"
+                " AND (d.leased_until IS NULL OR d.leased_until <= ?) ORDER BY d.due_at, d.seq LIMIT ?",
+                (now, now, limit),
+            ).fetchall()
+            conn.executemany(
+                "UPDATE event_deliveries SET leased_until = ? WHERE seq = ? AND subscription = ?",
+                [(now + lease_seconds, row[6], row[0]) for row in rows],
+            )
+        return [
+            EventDelivery(
+                seq=row[6], subscription=row[0], function=row[1], event=self._row(row[6:]).event,
+                failed_attempts=row[2], max_attempts=row[3], expires_at=_from_epoch(row[4]),
+                routed_at=_from_epoch(row[5]),
+            )
+            for row in rows
+        ]  # fmt: skip
+
+    def _finish(self, sql: str, params: tuple[Any, ...]) -> None:
+        with self._transaction() as conn:
+            conn.execute(sql, params)
+
+    def delivery_succeeded(self, seq: int, subscription: str) -> None:
+        """The function handled the event: the delivery is done."""
+        self._finish(
+            "UPDATE event_deliveries SET state = 'done', leased_until = NULL, finished_at = ?"
+            " WHERE seq = ? AND subscription = ? AND state = 'waiting'",
+            (_time.time(), seq, subscription),
+        )
+
+    def delivery_failed(self, seq: int, subscription: str, error: str, retry_at: datetime) -> None:
+        """Count the failed attempt; the delivery is due again at ``retry_at``."""
+        self._finish(
+            "UPDATE event_deliveries SET failed_attempts = failed_attempts + 1, due_at = ?, leased_until = NULL,"
+            " last_error = ? WHERE seq = ? AND subscription = ? AND state = 'waiting'",
+            (utc(retry_at).timestamp(), error[:4000], seq, subscription),
+        )
+
+    def dead_letter_delivery(
+        self, seq: int, subscription: str, reason: str, error: str, *, attempted: bool = True
+    ) -> None:
+        """Give up on a delivery (``attempted``: an attempt just failed and counts)."""
+        self._finish(
+            "UPDATE event_deliveries SET state = 'dead', failed_attempts = failed_attempts + ?, leased_until = NULL,"
+            " dead_letter_reason = ?, last_error = COALESCE(NULLIF(?, ''), last_error), finished_at = ?"
+            " WHERE seq = ? AND subscription = ? AND state = 'waiting'",
+            (1 if attempted else 0, reason, error[:4000], _time.time(), seq, subscription),
+        )
+
+    def dead_lettered(self, limit: int = 100) -> list[DeadLetteredEvent]:
+        """Dead-lettered deliveries, newest first."""
+        rows = self._conn().execute(
+            f"SELECT {_DELIVERY_COLUMNS}, d.dead_letter_reason, d.last_error, d.finished_at, {_EVENT_COLUMNS}"
+            " FROM event_deliveries d JOIN event_log e ON e.seq = d.seq WHERE d.state = 'dead'"
+            " ORDER BY d.finished_at DESC, d.seq DESC LIMIT ?",
+            (max(0, limit),),
+        )
+        return [
+            DeadLetteredEvent(
+                event=self._row(row[9:]).event, subscription=row[0], function=row[1], reason=row[6] or "",
+                delivery_attempts=row[2], last_error=row[7] or "", dead_lettered_at=_from_epoch(row[8]),
+                routed_at=_from_epoch(row[5]),
+            )
+            for row in rows.fetchall()
+        ]  # fmt: skip
+
+    def next_delivery_at(self) -> datetime | None:
+        """When the earliest waiting delivery is due (None when none waits)."""
+        row = self._conn().execute("SELECT MIN(due_at) FROM event_deliveries WHERE state = 'waiting'").fetchone()
+        return None if row is None or row[0] is None else _from_epoch(row[0])
 
     def all_events(self, limit: int = 1000) -> list[LoggedEvent]:
         """The newest ``limit`` events, oldest first."""

@@ -27,8 +27,16 @@ from shared.backends.sqlite_queue import SqliteWorkQueue
 from shared.errors import ConfigurationError
 from shared.ports.events import EventEnvelope
 from shared.ports.queue import OutgoingMessage
+from shared.subscriptions import EventSource, EventSubscription, RetryPolicy
 
 QUEUE = "jobs"
+TEST_SUBSCRIPTION = EventSubscription(
+    name="test-events",
+    function="on_event",
+    source=EventSource.DOMAIN_TOPIC,
+    included_event_types=("IntegrationHub.DataSynced",),
+    retry=RetryPolicy(max_delivery_attempts=3),
+)
 SETTINGS = {"TEST_SCHEDULE": "*/1 * * * * *", "TEST_QUEUE": QUEUE}
 MAX_DELIVERIES = 3
 
@@ -150,6 +158,8 @@ def make_host(rec: Recorder, queue: SqliteWorkQueue, events: LocalEventPublisher
             "enable_timers": False,
             "max_body_bytes": 1024,
             "stop_timeout": 5.0,
+            "event_subscriptions": [TEST_SUBSCRIPTION],
+            "event_retry_scale": 0.001,  # Event Grid's 10 s, 30 s, ... retries in 10 ms, 30 ms, ...
         }
         options.update(overrides)
         host = DevHost(options.pop("app", None) or build_app(rec), **options)
@@ -470,12 +480,16 @@ def test_event_delivered_to_event_grid_function(host: DevHost, rec: Recorder, ev
     assert events.pending() == []
 
 
-def test_failing_event_is_attempted_three_times_then_marked(
+def test_failing_event_is_retried_with_backoff_then_dead_lettered(
     host: DevHost, rec: Recorder, events: LocalEventPublisher
 ) -> None:
     events.publish([event("e-bad", subject="bad"), event("e-good")])
-    assert host.drain(10)
-    assert [e.id for e in rec.events] == ["e-bad"] * 3 + ["e-good"]
+    assert wait_for(lambda: len(events.dead_lettered()) == 1, timeout=10)
+    assert [e.id for e in rec.events].count("e-bad") == 3  # the subscription's max_delivery_attempts
+    assert [e.id for e in rec.events].count("e-good") == 1  # not held up behind the failing one
+    [dead] = events.dead_lettered()
+    assert (dead.event.id, dead.reason, dead.delivery_attempts) == ("e-bad", "MaxDeliveryAttemptsExceeded", 3)
+    assert "RuntimeError: bad event" in dead.last_error
     assert events.pending() == []
 
 

@@ -175,9 +175,9 @@ def test_a_sessions_backlog_is_processed_back_to_back_in_order(
 
 def test_different_sessions_run_concurrently(make_host: Callable[..., DevHost], queue: SqliteWorkQueue) -> None:
     seen = Seen(parties=3)
-    host = make_host(seen, max_concurrent_calls=1)  # the plain-trigger limit does not apply to sessions
+    host = make_host(seen)
     [pump] = [p for p in host._pumps if p.binding.queue_name == SESSIONS_Q]
-    assert pump.concurrency == 8  # the extension's maxConcurrentSessions default
+    assert pump.concurrency == host.host_config.service_bus.max_concurrent_sessions
     queue.send_many(SESSIONS_Q, [OutgoingMessage(b"meet", f"m-{i}", session_id=f"s{i}") for i in range(6)])
     # three handlers must be inside the function at once to pass the barrier, twice
     assert wait_for(lambda: len(seen.bodies()) == 6 and seen.running == 0)

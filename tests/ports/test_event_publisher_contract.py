@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -23,7 +24,7 @@ import pytest
 from shared.backends.eventgrid_events import EventGridPublisher
 from shared.backends.local_events import LocalEventPublisher
 from shared.errors import InvalidInput, RetryLater
-from shared.ports.events import EventEnvelope, EventPublisher
+from shared.ports.events import EventEnvelope, EventPublisher, PlannedDelivery
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -299,3 +300,68 @@ def test_eventgrid_transport_errors_are_retry_later() -> None:
     pub._client = _RecordingClient(fail_with=ServiceRequestError("connection refused"))
     with pytest.raises(RetryLater):
         pub.publish([event(1)])
+
+
+# --- local Event Grid delivery: routing, leases, retries, dead letters ----------------------------
+
+
+def _plan(subscription: str = "sub-a", *, ttl: timedelta = timedelta(hours=1), attempts: int = 3) -> PlannedDelivery:
+    return PlannedDelivery(subscription, f"fn-{subscription}", attempts, datetime.now(UTC) + ttl)
+
+
+def test_route_creates_due_deliveries_once(log: LocalEventPublisher, tmp_path: Path) -> None:
+    log.publish([event(1, event_id="e1"), event(2, event_id="e2")])
+    first, second = log.pending()
+    log.route(first.seq, [_plan("sub-a"), _plan("sub-b")])
+    log.route(second.seq, [])  # nobody subscribes: routed, no delivery
+    other = LocalEventPublisher(tmp_path / "events.sqlite")
+    other.route(first.seq, [_plan("sub-c")])  # routed already (e.g. by another host): no change
+    other.close()
+    assert log.pending() == []
+    due = log.claim_deliveries(10, lease_seconds=60)
+    assert sorted((d.event.id, d.subscription, d.function, d.failed_attempts, d.max_attempts) for d in due) == [
+        ("e1", "sub-a", "fn-sub-a", 0, 3), ("e1", "sub-b", "fn-sub-b", 0, 3)]
+    assert log.claim_deliveries(10, lease_seconds=60) == []  # leased
+
+
+def test_a_lease_that_runs_out_makes_the_delivery_due_again(log: LocalEventPublisher) -> None:
+    log.publish([event(1)])
+    log.route(log.pending()[0].seq, [_plan()])
+    [first] = log.claim_deliveries(10, lease_seconds=0.05)
+    assert log.claim_deliveries(10, lease_seconds=60) == []
+    time.sleep(0.06)  # the holder crashed: its lease ends
+    [again] = log.claim_deliveries(10, lease_seconds=60)
+    assert (again.seq, again.subscription) == (first.seq, first.subscription)
+
+
+def test_failed_delivery_waits_for_its_retry_time_then_succeeds(log: LocalEventPublisher) -> None:
+    log.publish([event(1)])
+    log.route(log.pending()[0].seq, [_plan()])
+    [d] = log.claim_deliveries(10, 60)
+    retry_at = datetime.now(UTC) + timedelta(hours=1)
+    log.delivery_failed(d.seq, d.subscription, "RuntimeError: down", retry_at)
+    assert log.claim_deliveries(10, 60) == []
+    assert abs((log.next_delivery_at() or T0) - retry_at) < timedelta(milliseconds=1)
+    log.delivery_failed(d.seq, d.subscription, "RuntimeError: down", datetime.now(UTC))
+    [again] = log.claim_deliveries(10, 60)
+    assert again.failed_attempts == 2
+    log.delivery_succeeded(again.seq, again.subscription)
+    assert log.claim_deliveries(10, 60) == [] and log.next_delivery_at() is None and log.dead_lettered() == []
+
+
+def test_dead_lettered_delivery_is_listed_with_reason_attempts_and_error(log: LocalEventPublisher) -> None:
+    log.publish([event(1, event_id="e1"), event(2, event_id="e2")])
+    one, two = log.pending()
+    log.route(one.seq, [_plan()])
+    log.route(two.seq, [_plan()])
+    d1, d2 = log.claim_deliveries(10, 60)
+    log.delivery_failed(d1.seq, d1.subscription, "RuntimeError: first", datetime.now(UTC))
+    log.dead_letter_delivery(d1.seq, d1.subscription, "MaxDeliveryAttemptsExceeded", "RuntimeError: last")
+    log.dead_letter_delivery(d2.seq, d2.subscription, "TimeToLiveExceeded", "", attempted=False)
+    dead = {d.event.id: d for d in log.dead_lettered()}
+    assert (dead["e1"].reason, dead["e1"].delivery_attempts, dead["e1"].last_error) == (
+        "MaxDeliveryAttemptsExceeded", 2, "RuntimeError: last")
+    assert (dead["e2"].reason, dead["e2"].delivery_attempts, dead["e2"].last_error) == ("TimeToLiveExceeded", 0, "")
+    assert dead["e1"].subscription == "sub-a" and dead["e1"].function == "fn-sub-a"
+    assert log.claim_deliveries(10, 60) == []
+    assert [d.event.id for d in log.dead_lettered(limit=1)] == ["e2"]  # newest first
