@@ -21,22 +21,37 @@ polling.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from shared.backends.sqlite_base import SqliteFile
+from shared.backends.sqlite_queue_signals import signals_for
+from shared.backends.sqlite_queue_sql import (
+    DEAD_HEADS,
+    INSERT_DUP,
+    INSERT_MSG,
+    LOCKED_SESSIONS,
+    MIGRATIONS,
+    MSG_COLS,
+    NO_SESSION,
+    POST_MIGRATION,
+    SCHEMA,
+    SESSION_HEAD,
+    SESSIONS,
+    UNLOCKED,
+    PeekedMessage,
+    common_fields,
+    epoch,
+    to_datetime,
+    to_received,
+)
 from shared.ports.queue import (
-    DEAD_LETTER_DESCRIPTION,
-    DEAD_LETTER_REASON,
     DEAD_LETTER_SUFFIX,
     DEFAULT_MAX_MESSAGE_BYTES,
     DeadLetteredMessage,
@@ -52,174 +67,6 @@ MAX_DELIVERY_COUNT_EXCEEDED = "MaxDeliveryCountExceeded"
 TTL_EXPIRED = "TTLExpiredException"
 TTL_EXPIRED_DESCRIPTION = "The message expired and was dead lettered."
 _PRUNE_EVERY_SENDS = 1000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, message_id TEXT NOT NULL, session_id TEXT,
-    body BLOB NOT NULL, content_type TEXT NOT NULL, props TEXT NOT NULL, enqueued_at REAL NOT NULL,
-    visible_at REAL NOT NULL, scheduled_at REAL, lock_token TEXT, locked_until REAL,
-    delivery_count INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT 'active',
-    dl_reason TEXT, dl_description TEXT, dead_lettered_at REAL
-);
--- (queue, state) entries are ordered by rowid = seq: receive walks them in send order.
-CREATE INDEX IF NOT EXISTS ix_messages_queue_state ON messages (queue, state);
--- Partial indexes stay small (locked messages only) and cost nothing on send.
-CREATE INDEX IF NOT EXISTS ix_messages_locked ON messages (queue, locked_until) WHERE locked_until IS NOT NULL;
-CREATE INDEX IF NOT EXISTS ix_messages_lock_token ON messages (lock_token) WHERE lock_token IS NOT NULL;
--- Each session's messages in send order: the session heads are found by seeking, not scanning.
-CREATE INDEX IF NOT EXISTS ix_messages_session ON messages (queue, session_id, seq) WHERE state = 'active';
--- Message ids seen within the duplicate-detection window (pruned every _PRUNE_EVERY_SENDS sends).
-CREATE TABLE IF NOT EXISTS duplicate_ids (
-    queue TEXT NOT NULL, message_id TEXT NOT NULL, sent_at REAL NOT NULL, PRIMARY KEY (queue, message_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_duplicate_ids_sent ON duplicate_ids (sent_at);
-"""
-_MIGRATIONS = (("expires_at", "ALTER TABLE messages ADD COLUMN expires_at REAL"),)
-_POST_MIGRATION = (
-    "CREATE INDEX IF NOT EXISTS ix_messages_expiry ON messages (queue, expires_at) WHERE expires_at IS NOT NULL"
-)
-
-# Inserts a new id, or refreshes one whose window expired; changes nothing (rowcount 0) for a duplicate.
-_INSERT_DUP = (
-    "INSERT INTO duplicate_ids (queue, message_id, sent_at) VALUES (?, ?, ?)"
-    " ON CONFLICT (queue, message_id) DO UPDATE SET sent_at = excluded.sent_at WHERE sent_at <= ?"
-)
-_INSERT_MSG = (
-    "INSERT INTO messages (queue, message_id, session_id, body, content_type, props, enqueued_at,"
-    " visible_at, scheduled_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_MSG_COLS = (
-    "seq, message_id, session_id, body, content_type, props, enqueued_at, scheduled_at,"
-    " lock_token, locked_until, delivery_count, expires_at, state, dl_reason, dl_description"
-)
-_UNLOCKED = "(locked_until IS NULL OR locked_until <= :now)"
-# Distinct sessions with active messages, by seeking the session index (one probe per session).
-_SESSIONS = """
-WITH RECURSIVE s(sid) AS (
-    SELECT (SELECT MIN(session_id) FROM messages WHERE queue = :q AND state = 'active' AND session_id IS NOT NULL)
-    UNION ALL
-    SELECT (SELECT MIN(session_id) FROM messages WHERE queue = :q AND state = 'active' AND session_id > s.sid)
-    FROM s WHERE s.sid IS NOT NULL
-) SELECT sid FROM s WHERE sid IS NOT NULL
-"""
-_SESSION_HEAD = (
-    "SELECT seq FROM messages WHERE queue = :q AND session_id = :sid AND state = 'active'"
-    f" AND visible_at <= :now AND {_UNLOCKED} ORDER BY seq LIMIT 1"
-)
-_NO_SESSION = (
-    "SELECT seq FROM messages WHERE queue = :q AND session_id IS NULL AND state = 'active'"
-    f" AND visible_at <= :now AND {_UNLOCKED} ORDER BY seq LIMIT :limit"
-)
-_LOCKED_SESSIONS = (
-    "SELECT DISTINCT session_id FROM messages WHERE queue = :q AND locked_until > :now"
-    " AND session_id IS NOT NULL AND state = 'active'"
-)
-_DEAD_HEADS = (
-    f"SELECT seq FROM messages WHERE queue = :q AND state = 'dead' AND {_UNLOCKED}"
-    " ORDER BY dead_lettered_at, seq LIMIT :limit"
-)
-
-
-@dataclass(frozen=True)
-class PeekedMessage:
-    """An active message seen without locking it (admin and tests)."""
-
-    body: bytes
-    message_id: str
-    sequence_number: int
-    enqueued_at: datetime
-    delivery_count: int
-    session_id: str | None = None
-    scheduled_at: datetime | None = None
-    locked_until: datetime | None = None
-    content_type: str = "application/json"
-    application_properties: dict[str, Any] = field(default_factory=dict)
-
-
-class _FileSignals:
-    """Per-file, per-process coordination: a writers' turn lock and listeners per queue."""
-
-    def __init__(self) -> None:
-        self.write_lock = threading.Lock()
-        self._lock = threading.Lock()
-        self._listeners: dict[str, list[Callable[[], None]]] = {}
-
-    @staticmethod
-    def _key(queue: str) -> str:
-        base, dlq = split_dead_letter_path(queue)
-        return (base + DEAD_LETTER_SUFFIX if dlq else base).lower()  # entity names are case-insensitive
-
-    def bump(self, *queues: str) -> None:
-        with self._lock:
-            listeners = [fn for queue in queues for fn in self._listeners.get(self._key(queue), ())]
-        for listener in listeners:
-            listener()
-
-    def subscribe(self, queue: str, listener: Callable[[], None]) -> Callable[[], None]:
-        key = self._key(queue)
-        with self._lock:
-            self._listeners.setdefault(key, []).append(listener)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if listener in self._listeners.get(key, []):
-                    self._listeners[key].remove(listener)
-
-        return unsubscribe
-
-
-_SIGNALS: dict[tuple[int, str], _FileSignals] = {}
-_SIGNALS_LOCK = threading.Lock()
-
-
-def _signals_for(path: Path) -> _FileSignals:
-    key = (os.getpid(), os.path.realpath(path))
-    with _SIGNALS_LOCK:
-        found = _SIGNALS.get(key)
-        if found is None:
-            found = _SIGNALS[key] = _FileSignals()
-        return found
-
-
-def _dt(value: float) -> datetime:
-    return datetime.fromtimestamp(value, tz=UTC)
-
-
-def _opt_dt(value: float | None) -> datetime | None:
-    return None if value is None else _dt(value)
-
-
-def _epoch(value: datetime) -> float:
-    return (value.replace(tzinfo=UTC) if value.tzinfo is None else value).timestamp()
-
-
-def _fields(r: tuple[Any, ...]) -> dict[str, Any]:
-    """Fields common to received and peeked messages, from a row of ``_MSG_COLS``."""
-    props = json.loads(r[5])
-    return {
-        "body": r[3], "message_id": r[1], "sequence_number": r[0], "enqueued_at": _dt(r[6]),
-        "delivery_count": r[10], "session_id": r[2], "scheduled_at": _opt_dt(r[7]), "content_type": r[4],
-        "application_properties": props,
-    }  # fmt: skip
-
-
-def _received(r: tuple[Any, ...]) -> ReceivedMessage:
-    fields = _fields(r)
-    dead = r[12] == "dead"
-    if dead:  # as Service Bus: the reason travels as application properties too
-        fields["application_properties"] = {
-            **fields["application_properties"],
-            DEAD_LETTER_REASON: r[13] or "",
-            DEAD_LETTER_DESCRIPTION: r[14] or "",
-        }
-    return ReceivedMessage(
-        **fields,
-        lock_token=r[8],
-        locked_until=_dt(r[9]),
-        expires_at=_opt_dt(r[11]),
-        dead_letter_reason=(r[13] or "") if dead else None,
-        dead_letter_error_description=(r[14] or "") if dead else None,
-    )
 
 
 class SqliteWorkQueue:
@@ -261,16 +108,16 @@ class SqliteWorkQueue:
         self._clock = clock
         self._db = SqliteFile(self._path, owner="SqliteWorkQueue", pragmas=("wal_autocheckpoint=4000",))
         self._conn = self._db.conn
-        self._signals = _signals_for(self._path)
+        self._signals = signals_for(self._path)
         self._sends = _PRUNE_EVERY_SENDS
         conn = self._conn()
         with self._signals.write_lock:
-            conn.executescript(_SCHEMA)
+            conn.executescript(SCHEMA)
             have = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
-            for column, ddl in _MIGRATIONS:
+            for column, ddl in MIGRATIONS:
                 if column not in have:
                     conn.execute(ddl)
-            conn.execute(_POST_MIGRATION)
+            conn.execute(POST_MIGRATION)
         self._count_sends(conn, 0, self._clock())
 
     @contextmanager
@@ -342,13 +189,13 @@ class SqliteWorkQueue:
         return accepted
 
     def _insert(self, conn: sqlite3.Connection, queue: str, m: OutgoingMessage, props: str, now: float) -> bool:
-        if self._window > 0 and conn.execute(_INSERT_DUP, (queue, m.message_id, now, now - self._window)).rowcount == 0:
+        if self._window > 0 and conn.execute(INSERT_DUP, (queue, m.message_id, now, now - self._window)).rowcount == 0:
             return False  # seen within the window: dropped silently, like Service Bus
-        scheduled = None if m.scheduled_at is None else _epoch(m.scheduled_at)
+        scheduled = None if m.scheduled_at is None else epoch(m.scheduled_at)
         visible = now if scheduled is None or scheduled < now else scheduled
         expires = None if m.time_to_live is None else now + m.time_to_live.total_seconds()
         values = (queue, m.message_id, m.session_id, m.body, m.content_type, props, now, visible, scheduled, expires)
-        conn.execute(_INSERT_MSG, values)
+        conn.execute(INSERT_MSG, values)
         return True
 
     def _count_sends(self, conn: sqlite3.Connection, n: int, now: float) -> None:
@@ -392,16 +239,16 @@ class SqliteWorkQueue:
         with self._write(conn):
             moved = self._expire(conn, base, now)
             if dlq:
-                picked = [r[0] for r in conn.execute(_DEAD_HEADS, {"q": base, "now": now, "limit": max_messages})]
+                picked = [r[0] for r in conn.execute(DEAD_HEADS, {"q": base, "now": now, "limit": max_messages})]
             else:
                 picked = self._pick(conn, base, now, max_messages, session_id)
             for seq in picked:
                 row = conn.execute(
                     f"UPDATE messages SET lock_token = ?, locked_until = ?, delivery_count = delivery_count + 1"
-                    f" WHERE seq = ? RETURNING {_MSG_COLS}",
+                    f" WHERE seq = ? RETURNING {MSG_COLS}",
                     (str(uuid.uuid4()), now + lock_for, seq),
                 ).fetchall()[0]
-                received.append(_received(row))
+                received.append(to_received(row))
         if moved:
             self._signals.bump(base + DEAD_LETTER_SUFFIX)
         return received
@@ -409,15 +256,15 @@ class SqliteWorkQueue:
     def _pick(self, conn: sqlite3.Connection, queue: str, now: float, limit: int, session: str | None) -> list[int]:
         """Sequence numbers of deliverable messages: unlocked, visible, heads of unlocked sessions."""
         params: dict[str, Any] = {"q": queue, "now": now, "limit": limit}
-        locked = {r[0] for r in conn.execute(_LOCKED_SESSIONS, params)}
+        locked = {r[0] for r in conn.execute(LOCKED_SESSIONS, params)}
         if session is not None:
             sessions = [] if session in locked else [session]
             candidates: list[int] = []
         else:
-            sessions = [r[0] for r in conn.execute(_SESSIONS, params) if r[0] not in locked]
-            candidates = [r[0] for r in conn.execute(_NO_SESSION, params)]
+            sessions = [r[0] for r in conn.execute(SESSIONS, params) if r[0] not in locked]
+            candidates = [r[0] for r in conn.execute(NO_SESSION, params)]
         for sid in sessions:
-            head = conn.execute(_SESSION_HEAD, {**params, "sid": sid}).fetchone()
+            head = conn.execute(SESSION_HEAD, {**params, "sid": sid}).fetchone()
             if head is not None:
                 candidates.append(head[0])
         return sorted(candidates)[:limit]
@@ -436,7 +283,7 @@ class SqliteWorkQueue:
         expired = conn.execute(
             "UPDATE messages SET state = 'dead', lock_token = NULL, locked_until = NULL, dl_reason = :reason,"
             f" dl_description = :description, dead_lettered_at = :now WHERE queue = :q AND expires_at <= :now"
-            f" AND {_UNLOCKED} AND state = 'active'",
+            f" AND {UNLOCKED} AND state = 'active'",
             {**params, "reason": TTL_EXPIRED, "description": TTL_EXPIRED_DESCRIPTION},
         ).rowcount
         return int(exhausted) + int(expired)
@@ -564,7 +411,7 @@ class SqliteWorkQueue:
             {"until": until, "token": lock_token, "q": base, "state": self._state(dlq), "now": now},
             bump=(),
         )
-        return _dt(until)
+        return to_datetime(until)
 
     def subscribe(self, queue: str, listener: Callable[[], None]) -> Callable[[], None]:
         """Call ``listener()`` whenever this process sends to or settles a message on ``queue``.
@@ -592,7 +439,7 @@ class SqliteWorkQueue:
         )
         return [
             DeadLetteredMessage(body=r[0], message_id=r[1], delivery_count=r[2], reason=r[3] or "",
-                                description=r[4] or "", dead_lettered_at=_dt(r[5]), session_id=r[6])
+                                description=r[4] or "", dead_lettered_at=to_datetime(r[5]), session_id=r[6])
             for r in rows
         ]  # fmt: skip
 
@@ -614,13 +461,16 @@ class SqliteWorkQueue:
         rows = (
             self._sweep(queue)
             .execute(
-                f"SELECT {_MSG_COLS} FROM messages WHERE queue = ? AND state = 'active' ORDER BY seq LIMIT ?",
+                f"SELECT {MSG_COLS} FROM messages WHERE queue = ? AND state = 'active' ORDER BY seq LIMIT ?",
                 (queue, -1 if max_messages is None else max_messages),
             )
             .fetchall()
         )
         now = self._clock()
-        return [PeekedMessage(**_fields(r), locked_until=_dt(r[9]) if r[9] and r[9] > now else None) for r in rows]
+        return [
+            PeekedMessage(**common_fields(r), locked_until=to_datetime(r[9]) if r[9] and r[9] > now else None)
+            for r in rows
+        ]
 
     def purge(self, queue: str) -> int:
         """Delete every message of ``queue`` (active and dead-lettered) and its duplicate-detection
