@@ -94,14 +94,10 @@ def test_session_ids_always_fit_and_webhooks_use_a_few_lanes() -> None:
 
 def test_session_enabled_queues_are_the_apps_session_triggers() -> None:
     import function_app
+    from devtools.devhost.bindings import discover_functions
+    from devtools.devhost.servicebus import build_queue_bindings
 
     settings = {"SYNC_INBOUND_QUEUE": "in-q", "SYNC_OUTBOUND_QUEUE": "out-q"}
-    enabled = set()
-    for function in function_app.app.get_functions():
-        trigger = function.get_trigger().get_dict_repr()
-        if trigger["type"] == "serviceBusTrigger" and trigger.get("isSessionsEnabled"):
-            name = str(trigger["queueName"])
-            for key, value in settings.items():
-                name = name.replace(f"%{key}%", value)
-            enabled.add(name)
+    bindings = build_queue_bindings(discover_functions(function_app.app), settings)
+    enabled = {b.queue_name for b in bindings if b.sessions}
     assert enabled == set(session_enabled_queues(settings["SYNC_INBOUND_QUEUE"], settings["SYNC_OUTBOUND_QUEUE"]))
