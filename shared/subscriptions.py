@@ -30,6 +30,10 @@ KEYVAULT_SECRET_EVENT_TYPES = ("Microsoft.KeyVault.SecretNearExpiry", "Microsoft
 EVENT_GRID_RETRY_SCHEDULE_SECONDS = (10, 30, 60, 300, 600, 1800, 3600, 10800, 21600, 43200)
 """Event Grid's documented delay before each retry (then every 12 hours), best effort."""
 
+DEAD_LETTER_CONTAINER = "eventgrid-dead-letters"
+"""The blob container every subscription dead-letters to in Azure (``deadLetterDestination``);
+locally the dev host keeps dead-lettered events in its event log (``ihub events dead-letters``)."""
+
 MAX_DELIVERY_ATTEMPTS_EXCEEDED = "MaxDeliveryAttemptsExceeded"
 TIME_TO_LIVE_EXCEEDED = "TimeToLiveExceeded"
 """``deadLetterReason`` values Event Grid writes on a dead-lettered event."""
