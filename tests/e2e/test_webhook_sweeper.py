@@ -8,6 +8,7 @@ also when the provider redelivers or the original message did go out after all.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from typing import Any
 
@@ -91,11 +92,24 @@ def test_sweeper_enqueues_an_event_stranded_by_a_crash_exactly_once(
 
 
 def test_a_sweep_of_an_event_whose_message_did_go_out_is_dropped_as_a_duplicate(
-    github_sandbox: Any, devhost: Any, admin: httpx.Client, hub: Any, crash_once: _CrashingSend
+    github_sandbox: Any,
+    devhost: Any,
+    admin: httpx.Client,
+    hub: Any,
+    crash_once: _CrashingSend,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     github_sandbox.seed(1)
     connect_github(admin, github_sandbox)
     crash_once.fail = 0
+    gate = threading.Event()  # the worker holds the message until the sweep has run (it wakes on send)
+    handle = hub.sync.handle_webhook
+
+    def held(msg: Any) -> None:
+        assert gate.wait(30)
+        handle(msg)
+
+    monkeypatch.setattr(hub.sync, "handle_webhook", held)
     accepted = _deliver(github_sandbox, devhost, str(uuid.uuid4()), "normal delivery")
     assert accepted.status_code == 202
     event_id = accepted.json()["event_id"]
@@ -103,6 +117,7 @@ def test_a_sweep_of_an_event_whose_message_did_go_out_is_dropped_as_a_duplicate(
 
     assert hub.webhooks.sweep() == [event_id]  # re-sent under the same message id...
     assert crash_once.sent == [(event_id, True), (event_id, False)]  # ...which duplicate detection dropped
+    gate.set()
 
     assert devhost.drain(30)
     assert _processed_webhooks(hub) == 1
