@@ -137,6 +137,7 @@ def test_keyvault_event_is_delivered_to_the_event_grid_function(devhost: Any, hu
                 subject="ihub-gh-1-abc",
                 data={"ObjectName": "ihub-gh-1-abc", "Version": "v1"},
                 event_time=utcnow(),
+                topic="/subscriptions/0/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/ihub-kv",  # its source
             )
         ]
     )
