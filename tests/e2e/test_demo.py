@@ -41,8 +41,11 @@ def _read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 120) 
     while marker not in seen:
         if time.monotonic() > deadline or (proc.poll() is not None and not selector.select(0)):
             raise AssertionError(f"{marker!r} not printed:\n{seen}")
-        if selector.select(1):
-            seen += proc.stdout.readline()
+        if selector.select(1):  # read the pipe itself: a buffered readline() could hide lines from select()
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            seen += chunk.decode(errors="replace")
+            if not chunk and proc.poll() is not None:
+                raise AssertionError(f"{marker!r} not printed:\n{seen}")
     return seen
 
 
