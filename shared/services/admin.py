@@ -26,7 +26,7 @@ from shared.domain import (
 from shared.errors import Conflict, InvalidInput
 from shared.messages import OutboundMessage, encode
 from shared.ports.documents import PARTITION_KEY, DocumentExists, Where
-from shared.ports.queue import OutgoingMessage, WorkQueue
+from shared.ports.queue import OutgoingMessage, WorkQueue, fit_id
 from shared.services.connections import AdapterHub
 from shared.services.credentials import CredentialInput, CredentialService
 from shared.services.events import DomainEvents
@@ -215,7 +215,7 @@ class AdminService:
         )
         self._queue.send(
             self._outbound_queue,
-            OutgoingMessage(encode(msg), key, session_id=session_of(tenant_id, integration_id)),
+            OutgoingMessage(encode(msg), fit_id(key), session_id=session_of(tenant_id, integration_id)),
         )
         return key
 

@@ -45,7 +45,7 @@ from shared.http import redact_text
 from shared.messages import OutboundMessage, PageMessage, WebhookMessage, encode
 from shared.ports.blobs import BlobStore
 from shared.ports.documents import PreconditionFailed, Where
-from shared.ports.queue import OutgoingMessage, WorkQueue
+from shared.ports.queue import OutgoingMessage, WorkQueue, fit_id
 from shared.services.connections import AdapterHub
 from shared.services.events import DomainEvents
 from shared.services.records import RecordWriter, WriteResult
@@ -141,7 +141,7 @@ class SyncService:
             self._queue_name,
             OutgoingMessage(
                 encode(msg),
-                f"{run.id}:{run.next_page}{suffix}",
+                fit_id(f"{run.id}:{run.next_page}{suffix}"),  # short already (hashed run id); fit_id keeps it so
                 session_id=session_of(run.tenant_id, run.integration_id),
             ),
         )
