@@ -18,7 +18,10 @@ def sync_scheduler(timer: func.TimerRequest) -> None:
     from shared.runtime import get_hub
 
     hub = get_hub()
-    hub.sync.schedule_due(stale_after_seconds=hub.settings.sync_stale_run_seconds)
+    try:
+        hub.sync.schedule_due(stale_after_seconds=hub.settings.sync_stale_run_seconds)
+    finally:
+        hub.webhooks.sweep()  # webhook events stored but never enqueued (a crash in between)
 
 
 @app.function_name("SyncInboundWorker")
@@ -41,6 +44,26 @@ def sync_outbound_worker(msg: func.ServiceBusMessage) -> None:
     outbound_worker(msg.get_body(), msg.message_id or "", msg.delivery_count, msg.session_id)
 
 
+@app.function_name("SyncInboundDeadLetters")
+@app.service_bus_queue_trigger(
+    arg_name="msg", queue_name="%SYNC_INBOUND_QUEUE%/$DeadLetterQueue", connection=SERVICE_BUS
+)
+def sync_inbound_dead_letters(msg: func.ServiceBusMessage) -> None:
+    from shared.api import dead_letter_worker
+
+    dead_letter_worker(msg, "inbound")
+
+
+@app.function_name("SyncOutboundDeadLetters")
+@app.service_bus_queue_trigger(
+    arg_name="msg", queue_name="%SYNC_OUTBOUND_QUEUE%/$DeadLetterQueue", connection=SERVICE_BUS
+)
+def sync_outbound_dead_letters(msg: func.ServiceBusMessage) -> None:
+    from shared.api import dead_letter_worker
+
+    dead_letter_worker(msg, "outbound")
+
+
 @app.function_name("TokenRefresher")
 @app.timer_trigger(arg_name="timer", schedule="%TOKEN_REFRESH_SCHEDULE%", run_on_startup=False, use_monitor=True)
 def token_refresher(timer: func.TimerRequest) -> None:
@@ -59,10 +82,12 @@ def webhook_receiver(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.function_name("KeyVaultSecretEvents")
 @app.event_grid_trigger(arg_name="event")
-def keyvault_secret_events(event: func.EventGridEvent) -> None:
+def keyvault_secret_events(event: func.EventGridEvent) -> None:  # a func.CloudEvent under CloudEvents delivery
+    from shared.incoming_events import normalize_event
     from shared.runtime import get_hub
 
-    get_hub().tokens.on_keyvault_event(event.event_type, event.subject, event.get_json() or {})
+    received = normalize_event(event)  # subscription and schema: shared/subscriptions.py
+    get_hub().tokens.on_keyvault_event(received.event_type, received.subject, received.data)
 
 
 @app.function_name("AdminApi")

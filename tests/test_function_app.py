@@ -44,6 +44,8 @@ def test_import_registers_every_function_with_settings_driven_bindings() -> None
         "SyncScheduler": "timerTrigger",
         "SyncInboundWorker": "serviceBusTrigger",
         "SyncOutboundWorker": "serviceBusTrigger",
+        "SyncInboundDeadLetters": "serviceBusTrigger",
+        "SyncOutboundDeadLetters": "serviceBusTrigger",
         "TokenRefresher": "timerTrigger",
         "WebhookReceiver": "httpTrigger",
         "KeyVaultSecretEvents": "eventGridTrigger",
@@ -54,6 +56,10 @@ def test_import_registers_every_function_with_settings_driven_bindings() -> None
     assert by_name["SyncInboundWorker"]["binding"]["queueName"] == "%SYNC_INBOUND_QUEUE%"
     assert by_name["SyncOutboundWorker"]["binding"]["queueName"] == "%SYNC_OUTBOUND_QUEUE%"
     assert by_name["SyncInboundWorker"]["binding"]["connection"] == "ServiceBusConnection"
+    # the queues' own dead-letter queues (not session-enabled), so nothing ends unseen
+    assert by_name["SyncInboundDeadLetters"]["binding"]["queueName"] == "%SYNC_INBOUND_QUEUE%/$DeadLetterQueue"
+    assert by_name["SyncOutboundDeadLetters"]["binding"]["queueName"] == "%SYNC_OUTBOUND_QUEUE%/$DeadLetterQueue"
+    assert by_name["SyncInboundDeadLetters"]["binding"].get("isSessionsEnabled") in (None, "False")
     webhook = by_name["WebhookReceiver"]["binding"]
     assert webhook["route"] == "webhooks/{provider}/{integration_id}"
     assert "ANONYMOUS" in webhook["authLevel"] and "POST" in webhook["methods"]

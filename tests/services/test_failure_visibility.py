@@ -154,3 +154,28 @@ def test_persistent_5xx_shows_degraded_while_retrying_then_connected(
     assert seen[-1] == ("connected", None)
     assert admin.get("/integrations/gh-1").json()["status"] == "connected"
     assert admin.get("/dead-letters").json() == []
+
+
+def test_a_page_the_queue_dead_letters_itself_reaches_the_dead_letter_function(
+    github_sandbox: Any, devhost: Any, admin: httpx.Client, hub: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host dies on every delivery (here: the runner never sees a last one), so the queue
+    dead-letters the page; the dev host delivers it to SyncInboundDeadLetters, bound to
+    ``%SYNC_INBOUND_QUEUE%/$DeadLetterQueue``, which records it and fails the run."""
+    github_sandbox.seed(3)
+    connect_github(admin, github_sandbox)
+    monkeypatch.setattr(hub.inbound_runner, "_max_deliveries", 1000)  # as if the app never got its last delivery
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise MemoryError("worker died")
+
+    monkeypatch.setattr(hub.sync, "handle_page", crash)
+    run_id = _sync(admin)
+    assert wait_for(lambda: _run(admin, run_id)["status"] != "running", devhost, rounds=100)
+
+    [dead] = admin.get("/dead-letters").json()
+    assert dead["reason"] == "queue:MaxDeliveryCountExceeded" and dead["run_id"] == run_id
+    run = _run(admin, run_id)
+    assert run["status"] == "failed" and "MaxDeliveryCountExceeded" in run["error"]
+    integration = admin.get("/integrations/gh-1").json()
+    assert integration["status"] == "error" and "MaxDeliveryCountExceeded" in integration["status_reason"]
