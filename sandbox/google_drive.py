@@ -186,7 +186,7 @@ class DriveStore:
                      include_removed: bool = True) -> tuple[list[dict[str, Any]], str | None, str | None]:
         """One ``changes.list`` page: ``(changes, nextPageToken, newStartPageToken)``."""
         with self.lock:
-            if not page_token.isdigit() or not 1 <= int(page_token) <= self.changes.last + 1:
+            if not (page_token.isascii() and page_token.isdigit()) or not 1 <= int(page_token) <= self.changes.last + 1:
                 raise bad_request(f"Invalid Value: pageToken {page_token}", "pageToken")
             entries, following, examined = self.changes.read(int(page_token), page_size)
             self.touched += examined
@@ -228,7 +228,7 @@ def _decode_position(token: str) -> int:
         kind, _, number = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
     except (binascii.Error, UnicodeError, ValueError):
         kind, number = "", ""
-    if kind != "files" or not number.isdigit():
+    if kind != "files" or not (number.isascii() and number.isdigit()):
         raise bad_request(f"Invalid Value: pageToken {token}", "pageToken")
     return int(number)
 

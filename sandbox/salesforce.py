@@ -281,7 +281,7 @@ class SalesforceSandbox(SalesforceOAuthEndpoints, SalesforcePushes, ProviderSand
         option = request.headers.get("sforce-query-options", "")
         for part in option.split(","):
             name, _, value = part.strip().partition("=")
-            if name.lower() == "batchsize" and value.strip().isdigit():
+            if name.lower() == "batchsize" and value.strip().isascii() and value.strip().isdigit():
                 return min(max(int(value), 200), 2000)
         return self.batch_size
 

@@ -59,7 +59,8 @@ def normalize_ts(value: str | float | int, error: str = "invalid_ts") -> str:
     """Canonical ``SSSSSSSSSS.UUUUUU`` form of a Slack timestamp (so string order is time order)."""
     text = str(value).strip()
     whole, _, frac = text.partition(".")
-    if not whole.isdigit() or (frac and not frac.isdigit()) or len(frac) > 6 or len(whole) > 10:
+    digits = whole + frac
+    if not (digits.isascii() and whole.isdigit()) or (frac and not frac.isdigit()) or len(frac) > 6 or len(whole) > 10:
         raise SlackError(error)
     return f"{int(whole):010d}.{frac.ljust(6, '0')}"
 
@@ -446,7 +447,7 @@ class SlackWorkspace:
 
 def _cursor_ts(cursor: str) -> str:
     digits = decode_cursor(cursor, "next_ts")
-    if not digits.isdigit() or len(digits) <= 6:
+    if not (digits.isascii() and digits.isdigit()) or len(digits) <= 6:
         raise SlackError("invalid_cursor")
     return f"{digits[:-6]}.{digits[-6:]}"
 

@@ -38,6 +38,7 @@ __all__ = ["TimerJob", "TimerScheduler", "build_timer_jobs"]
 Invoke = Callable[..., Any]
 _PAST_DUE_TOLERANCE = timedelta(seconds=1)
 DEFAULT_LEASE_SECONDS = 15.0
+log = logging.getLogger("devtools.devhost")
 
 
 def _utcnow() -> datetime:
@@ -89,12 +90,17 @@ def build_timer_jobs(specs: Iterable[FunctionSpec], settings: Mapping[str, str])
         raw = str(spec.trigger.get("schedule", ""))
         expression = resolve_expression(raw, settings, function=spec.name, field="schedule")
         try:
-            schedule = NCronTab.parse(expression)
+            # NCrontab parses a schedule that can never fire (``0 0 0 30 2 *``) and the host
+            # loads the function; it simply never runs on its own.
+            schedule = NCronTab.parse(expression, allow_never=True)
         except ValueError as exc:
             source = f" (from {raw})" if raw != expression else ""
             raise ConfigurationError(f"function {spec.name!r}: schedule{source} is invalid: {exc}") from None
         monitor = spec.trigger.get("useMonitor")
-        if monitor is None:  # the host's default: monitor schedules that recur at most once a minute
+        if schedule.never_fires:
+            log.warning("function %r: schedule %r never fires; it runs only when called", spec.name, expression)
+            monitor = False
+        elif monitor is None:  # the host's default: monitor schedules that recur at most once a minute
             first = schedule.next_after(datetime(2024, 1, 1, tzinfo=UTC))
             monitor = schedule.next_after(first) - first >= timedelta(minutes=1)
         jobs.append(
@@ -141,6 +147,8 @@ class TimerScheduler:
         """Start one scheduling thread per job."""
         self._stop.clear()
         for job in self.jobs.values():
+            if job.schedule.never_fires:
+                continue
             thread = threading.Thread(
                 target=self._loop, args=(job,), name=f"devhost-timer-{job.spec.name}", daemon=True
             )
@@ -192,12 +200,12 @@ class TimerScheduler:
     def _run(self, job: TimerJob, *, past_due: bool, reason: str) -> Any:
         with job.lock:
             now = self._clock()
-            upcoming = job.schedule.next_after(now)
+            upcoming = None if job.schedule.never_fires else job.schedule.next_after(now)
             request = TimerRequest(
                 past_due=past_due,
                 schedule_status={
                     "Last": job.last.isoformat() if job.last else None,
-                    "Next": upcoming.isoformat(),
+                    "Next": upcoming.isoformat() if upcoming else None,
                     "LastUpdated": now.isoformat(),
                 },
                 schedule={"AdjustForDST": True},

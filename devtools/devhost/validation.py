@@ -28,8 +28,8 @@ from shared.errors import ConfigurationError
 
 __all__ = ["FunctionIndexingError", "index_errors", "validate_functions"]
 
-FUNCTION_NAME = re.compile(r"^[a-z][a-z0-9_\-]{0,127}$(?<!^host$)", re.IGNORECASE)
-BINDING_NAME = re.compile(r"^([a-zA-Z][a-zA-Z0-9]{0,127}|\$return)$")
+FUNCTION_NAME = re.compile(r"^[a-z][a-z0-9_\-]{0,127}$(?<!^host$)", re.IGNORECASE | re.ASCII)
+BINDING_NAME = re.compile(r"^([a-zA-Z][a-zA-Z0-9]{0,127}|\$return)$", re.ASCII)
 BUILT_IN_ROUTE = "The specified route conflicts with one or more built in routes."
 
 
@@ -59,7 +59,7 @@ def _binding_error(spec: FunctionSpec) -> str | None:
     seen: set[str] = set()
     for binding in _bindings(spec):
         name = binding.get("name")
-        if not isinstance(name, str) or not BINDING_NAME.match(name):
+        if not isinstance(name, str) or not BINDING_NAME.fullmatch(name):
             return f"The binding name {name} is invalid. Please assign a valid name to the binding."
         if name.lower() in seen:
             return f"Multiple bindings with name '{name}' discovered. Binding names must be unique."
@@ -79,7 +79,7 @@ def index_errors(specs: Iterable[FunctionSpec]) -> dict[str, str]:
     errors: dict[str, str] = {}
     http: list[tuple[str, str, frozenset[str]]] = []  # accepted HTTP functions: name, route, methods
     for spec in specs:
-        if not FUNCTION_NAME.match(spec.name):
+        if not FUNCTION_NAME.fullmatch(spec.name):
             errors[spec.name] = f"'{spec.name}' is not a valid function name."
             continue
         problem = _binding_error(spec)

@@ -116,6 +116,19 @@ def test_function_names_follow_the_host_rule() -> None:
     assert errors["host"] == "'host' is not a valid function name."
 
 
+def test_names_are_matched_whole_and_in_ascii() -> None:
+    """A trailing newline or a letter that only case-folds to ASCII (the Kelvin sign) is not a
+    valid name: ``$`` and IGNORECASE alone would have let both through."""
+    app = func.FunctionApp()
+    for index, name in enumerate(("fine\n", "\u212aelvin", "ok")):
+
+        def handler(req: func.HttpRequest) -> func.HttpResponse:
+            return func.HttpResponse("x")
+
+        app.function_name(name)(app.route(route=f"n{index}")(handler))
+    assert set(index_errors(discover_functions(app))) == {"fine\n", "\u212aelvin"}
+
+
 def test_route_defaults_to_the_function_name_for_conflicts_and_reserved_prefixes() -> None:
     app = func.FunctionApp()
 
@@ -212,10 +225,12 @@ def test_function_timeout_fails_the_invocation_and_abandons_the_message(
 # --- timers: singleton lease and schedule monitor ---------------------------------------------------------
 
 
-def timer_app(ticks: list[func.TimerRequest], *, use_monitor: bool | None = None) -> func.FunctionApp:
+def timer_app(
+    ticks: list[func.TimerRequest], *, use_monitor: bool | None = None, schedule: str = "*/1 * * * * *"
+) -> func.FunctionApp:
     app = func.FunctionApp()
 
-    @app.timer_trigger(schedule="*/1 * * * * *", arg_name="timer", use_monitor=use_monitor)
+    @app.timer_trigger(schedule=schedule, arg_name="timer", use_monitor=use_monitor)
     def tick(timer: func.TimerRequest) -> None:
         ticks.append(timer)
 
@@ -272,3 +287,18 @@ def test_without_monitor_a_missed_occurrence_is_not_replayed(
     with DevHost(timer_app(after), settings={}, queue=queue, port=0, state_dir=state):
         assert wait_for(lambda: len(after) >= 1)
     assert missed(caplog) == []
+
+
+def test_a_schedule_that_never_fires_loads_and_runs_only_when_called(
+    tmp_path: Path, queue: SqliteWorkQueue, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NCrontab parses 30 February; the host loads such a timer and it never fires on its own."""
+    caplog.set_level("WARNING", logger="devtools.devhost")
+    ticks: list[func.TimerRequest] = []
+    app = timer_app(ticks, schedule="0 0 0 30 2 *")
+    with DevHost(app, settings={}, queue=queue, port=0, state_dir=tmp_path) as host:
+        time.sleep(0.3)
+        assert ticks == []
+        host.fire_timer("tick")
+    assert len(ticks) == 1 and ticks[0].schedule_status["Next"] is None
+    assert any("never fires" in r.getMessage() for r in caplog.records)

@@ -679,3 +679,12 @@ def test_odd_list_arguments_get_a_4xx_never_a_5xx(g: GoogleSandbox, api: httpx.C
     assert api.get(EVENTS, params=params).status_code in (200, 400, 410)
     drive = api.get("/drive/v3/changes", params={"pageToken": page_token, "pageSize": max_results})
     assert drive.status_code in (200, 400)
+
+
+@pytest.mark.parametrize("text", ["\u00b9", "\u0663", "\uff11"])  # superscript one, Arabic-Indic three, fullwidth one
+def test_numeric_parameters_take_ascii_digits_only(api: httpx.Client, text: str) -> None:
+    """``str.isdigit`` accepts these and ``int`` then fails or reads them; Google answers 400."""
+    changes = api.get("/drive/v3/changes", params={"pageToken": text})
+    assert changes.status_code == 400, changes.text
+    listing = api.get("/calendar/v3/calendars/primary/events", params={"maxResults": text})
+    assert listing.status_code == 400, listing.text
