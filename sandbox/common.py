@@ -64,7 +64,9 @@ class SandboxClock:
         self, epoch: datetime | None = None, step: timedelta = timedelta(seconds=1), lead: timedelta = timedelta(days=2)
     ) -> None:
         if epoch is None:
-            epoch = datetime.fromtimestamp(math.floor(time.time()), UTC) - lead
+            # on a whole minute, so the first ticks share a minute whatever the wall clock says
+            # (timestamps rounded to the minute, as Notion's are, then compare deterministically)
+            epoch = datetime.fromtimestamp(math.floor(time.time() / 60) * 60, UTC) - lead
         if epoch.tzinfo is None:
             raise ValueError("epoch must be timezone-aware")
         if step <= timedelta(0):

@@ -173,7 +173,8 @@ class NotionWorkspace:
             kind = prop["type"]
             if kind in ("title", "rich_text") and not isinstance(value, str):
                 raise invalid(f"{name} is expected to be {kind}.")
-            if kind == "people" and (not isinstance(value, list) or any(v not in known_users for v in value)):
+            people = isinstance(value, list) and all(isinstance(v, str) and v in known_users for v in value)
+            if kind == "people" and not people:
                 raise invalid(f"{name} is expected to be people: a list of user ids of this workspace.")
             if kind == "date" and value is not None:
                 try:
@@ -198,6 +199,8 @@ class NotionWorkspace:
                     author: str | None = None) -> dict[str, Any]:
         """Change plain values and/or trash or restore a page; bumps ``last_edited_time``."""
         page = self.page(page_id)
+        if in_trash is not None and not isinstance(in_trash, bool):
+            raise invalid("body failed validation: body.in_trash should be a boolean")
         db = self.databases[page["database_id"]]
         was_trashed = page["in_trash"]
         if was_trashed and values and in_trash is not False:
@@ -206,7 +209,7 @@ class NotionWorkspace:
             self._index(page, add=False)
         try:
             changed = self.apply(db, page, values)
-        except NotionError:
+        except BaseException:  # any failure (not only a NotionError) leaves the page indexed as it was
             if not was_trashed:
                 self._index(page, add=True)
             raise

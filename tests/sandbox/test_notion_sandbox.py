@@ -632,3 +632,17 @@ def test_token_control_endpoints(notion: NotionSandbox) -> None:
         assert httpx.get(f"{notion.base_url}/v1/users/me", headers=headers).status_code == 200
         ctl.post("/tokens/revoke", json={"all": True})
         assert httpx.get(f"{notion.base_url}/v1/users/me", headers=headers).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "values", [{"Assignee": [[1]]}, {"Assignee": [{"id": 1}]}, {"in_trash": "yes"}, {"in_trash": 0}]
+)
+def test_a_rejected_edit_leaves_the_page_queryable(notion: NotionSandbox, client: httpx.Client,
+                                                   values: dict[str, Any]) -> None:
+    """An edit that fails validation in any way (an unhashable assignee raised TypeError, not a
+    Notion error) must leave the page in the query indexes; a later edit used to answer 500."""
+    page = notion.pages()[0]["id"]
+    assert httpx.post(f"{notion.base_url}/_sandbox/pages/{page}", json=values).status_code == 400
+    assert httpx.post(f"{notion.base_url}/_sandbox/pages/{page}", json={"Notes": "fine"}).status_code == 200
+    assert client.patch(f"/v1/pages/{page}", json={"in_trash": True}).status_code == 200
+    assert len(walk(client, notion.database_ids[0])[0]) == 52
