@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     servicebus_namespace: str | None = Field(
         None, validation_alias=_env("ServiceBusConnection__fullyQualifiedNamespace")
     )
+    servicebus_connection_string: SecretStr | None = Field(
+        None, validation_alias=_env("ServiceBusConnection")
+    )
+    """The connection-string form (the Service Bus emulator under ``func start``); the identity
+    form above wins when both are set, as in Azure, where the connection string is never set."""
     sync_inbound_queue: str = Field("sync-inbound", validation_alias=_env("SYNC_INBOUND_QUEUE"))
     sync_outbound_queue: str = Field("sync-outbound", validation_alias=_env("SYNC_OUTBOUND_QUEUE"))
 

@@ -68,7 +68,13 @@ def build_queue(settings: Settings) -> WorkQueue:
     if settings.queue_backend == "servicebus":
         from shared.backends.servicebus_queue import ServiceBusWorkQueue
 
-        ns = settings.require("servicebus_namespace", "when IHUB_QUEUE_BACKEND=servicebus")
+        if not settings.servicebus_namespace and settings.servicebus_connection_string:
+            return ServiceBusWorkQueue.from_connection_string(
+                settings.servicebus_connection_string.get_secret_value(),
+                max_message_bytes=settings.queue_max_message_bytes,
+                session_queues=sessions,
+            )
+        ns = settings.require("servicebus_namespace", "when IHUB_QUEUE_BACKEND=servicebus (or ServiceBusConnection)")
         return ServiceBusWorkQueue(
             ns, azure_credential(), max_message_bytes=settings.queue_max_message_bytes, session_queues=sessions
         )

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from shared.errors import ConfigurationError, HubError, RetryLater
 from shared.ports.queue import DEFAULT_MAX_MESSAGE_BYTES, MessageRejected, OutgoingMessage, check_outgoing
@@ -47,15 +48,38 @@ class ServiceBusWorkQueue:
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         session_queues: Iterable[str] = (),
+        client: Any = None,
     ) -> None:
         from azure.servicebus import ServiceBusClient
 
         self._max_bytes = max_message_bytes
         self._session_queues = {q.lower() for q in session_queues}
         self._namespace = fully_qualified_namespace
-        self._client = ServiceBusClient(fully_qualified_namespace, credential)
+        self._client = client if client is not None else ServiceBusClient(fully_qualified_namespace, credential)
         self._senders: dict[str, tuple[Any, threading.Lock]] = {}
         self._senders_lock = threading.Lock()
+
+    @classmethod
+    def from_connection_string(
+        cls, connection_string: str, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        session_queues: Iterable[str] = (),
+    ) -> ServiceBusWorkQueue:
+        """A queue on the namespace a connection string names (the ``ServiceBusConnection``
+        setting's connection-string form: the Service Bus emulator, or SAS keys).
+
+        Raises:
+            ConfigurationError: The string has no ``Endpoint=sb://...`` part; the message names
+                the setting, never the key.
+        """
+        from azure.servicebus import ServiceBusClient
+
+        parts = dict(p.split("=", 1) for p in connection_string.split(";") if "=" in p)
+        endpoint = next((v for k, v in parts.items() if k.strip().lower() == "endpoint"), "")
+        host = urlsplit(endpoint.strip()).hostname
+        if not host:
+            raise ConfigurationError("setting ServiceBusConnection has no Endpoint=sb://<namespace> part")
+        client = ServiceBusClient.from_connection_string(connection_string)
+        return cls(host, None, max_message_bytes=max_message_bytes, session_queues=session_queues, client=client)
 
     def _sender(self, queue: str) -> tuple[Any, threading.Lock]:
         with self._senders_lock:
