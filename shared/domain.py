@@ -163,9 +163,18 @@ class Integration(Model):
         raise InvalidInput(f"integration {self.id} has no stream {name!r}", code="unknown_stream")
 
 
-def stream_key(tenant_id: str, integration_id: str, stream: str) -> str:
-    """Stable key of one (tenant, integration, stream); also the Service Bus session id."""
-    return f"{tenant_id}:{integration_id}:{stream}"
+def stream_key(stream: str, parent_id: str | None = None) -> str:
+    """The key of one stream scope: ``stream`` itself, or ``stream:parent_id`` for a child stream's run.
+
+    A child stream (one run per parent record) keeps one checkpoint, one run at a time and its
+    own incremental state per parent: they are all keyed by this.
+    """
+    return stream if parent_id is None else f"{stream}:{parent_id}"
+
+
+def scope_key(tenant_id: str, integration_id: str, key: str) -> str:
+    """Natural key of one (tenant, integration, stream key): the source of checkpoint and schedule ids."""
+    return f"{tenant_id}:{integration_id}:{key}"
 
 
 class IncrementalState(BaseModel):
@@ -193,11 +202,34 @@ class IncrementalState(BaseModel):
             update["watermark"] = watermark
         return self.model_copy(update=update)
 
+    @property
+    def is_empty(self) -> bool:
+        """No delta position at all: a run from here lists everything."""
+        return self.watermark is None and self.sync_token is None and self.start_page_token is None
+
+    @property
+    def lists_everything(self) -> bool:
+        """A run starting here is a full listing (an empty state, or a full resync was asked for)."""
+        return self.full_resync or self.is_empty
+
+    def merged(self, page_state: IncrementalState) -> IncrementalState:
+        """This run's candidate moved on by one page's candidate ``page_state``.
+
+        The adapter returns the state it was given advanced by one page; merging keeps the
+        latest watermark of the whole run and takes any token the page carries (Calendar's
+        ``nextSyncToken`` and Drive's ``newStartPageToken`` come on the last page). The
+        candidate never asks for another full resync: the run is doing it.
+        """
+        return self.advanced(
+            page_state.watermark, sync_token=page_state.sync_token, start_page_token=page_state.start_page_token
+        ).model_copy(update={"full_resync": False})
+
 
 class Checkpoint(Model):
     """A stream's committed sync position and the claim on its one active run.
 
-    Container ``checkpoints``, id ``checkpoint-<hash of tenant:integration:stream>``. Written
+    Container ``checkpoints``, id ``checkpoint-<hash of tenant:integration:stream key>`` (see
+    :func:`stream_key`: a child stream has one checkpoint per parent record). Written
     only when a run starts or ends (and once when a re-run is asked for during a run), never
     per page, so the writers that collide here are few and each re-reads and re-applies.
     """
@@ -206,6 +238,7 @@ class Checkpoint(Model):
     tenant_id: str
     integration_id: str
     stream: str
+    parent_id: str | None = None
     state: IncrementalState = Field(default_factory=IncrementalState)
     active_run_id: str | None = None
     rerun_trigger: Literal["schedule", "webhook", "manual"] | None = None
@@ -216,7 +249,7 @@ class Checkpoint(Model):
 
     @classmethod
     def key(cls, tenant_id: str, integration_id: str, stream: str) -> str:
-        return doc_id("checkpoint", stream_key(tenant_id, integration_id, stream))
+        return doc_id("checkpoint", scope_key(tenant_id, integration_id, stream))
 
 
 class StreamSchedule(Model):
@@ -236,7 +269,7 @@ class StreamSchedule(Model):
 
     @classmethod
     def key(cls, tenant_id: str, integration_id: str, stream: str) -> str:
-        return doc_id("schedule", stream_key(tenant_id, integration_id, stream))
+        return doc_id("schedule", scope_key(tenant_id, integration_id, stream))
 
 
 RECENT_CURSORS = 100
@@ -274,9 +307,16 @@ class CursorTrail(BaseModel):
 
 
 class RunStatus(StrEnum):
+    """How a run ended (or that it is still running).
+
+    ``resynced``: the provider said the run's delta position is gone (``ResyncRequired``);
+    not a failure: a full resync of the stream started in its place.
+    """
+
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    RESYNCED = "resynced"
 
 
 class SyncRun(Model):
@@ -285,12 +325,20 @@ class SyncRun(Model):
     Container ``runs``. The run document is the run's only per-page state: the next page's
     number and token, the candidate incremental state, and the cursors followed. Only the
     run's own page messages (one at a time, in its integration's session) write it per page.
+
+    ``full_listing``: the run started from an empty state or a full resync, so it sees every
+    record the stream has; when it stores its last page (and the stream learns of deletes by
+    full listing) it ``sweeps`` (still running) before it succeeds: the stream's records it
+    did not list are tombstoned, a bounded batch per message, resuming after ``sweep_after``
+    (a record id). ``resync_of`` names the run whose delta position expired (``resyncs``
+    counts resyncs in a row, to stop a loop). ``note`` says why deletes were not applied.
     """
 
     id: str
     tenant_id: str
     integration_id: str
     stream: str
+    parent_id: str | None = None
     trigger: Literal["schedule", "webhook", "manual"] = "schedule"
     status: RunStatus = RunStatus.RUNNING
     pages: int = 0
@@ -299,11 +347,19 @@ class SyncRun(Model):
     records_updated: int = 0
     records_unchanged: int = 0
     records_skipped: int = 0
+    records_deleted: int = 0
+    children_started: int = 0
     error: str | None = None
     start_state: IncrementalState = Field(default_factory=IncrementalState)
     pending_state: IncrementalState = Field(default_factory=IncrementalState)
+    full_listing: bool = False
+    resync_of: str | None = None
+    resyncs: int = 0
     next_page: int = 0
     next_token: str | None = None
+    sweeping: bool = False
+    sweep_after: str | None = None
+    note: str | None = None
     cursors: CursorTrail = Field(default_factory=CursorTrail)
     resumes: int = 0
     waiting_until: Timestamp | None = None
@@ -312,9 +368,25 @@ class SyncRun(Model):
     finished_at: Timestamp | None = None
     type: Literal["run"] = "run"
 
+    @property
+    def key(self) -> str:
+        """The run's stream key (``stream`` or ``stream:parent_id``): its checkpoint's and records' scope."""
+        return stream_key(self.stream, self.parent_id)
+
 
 class StoredRecord(Model):
-    """One external object as stored: deterministic id, external id, hash, timestamps."""
+    """One external object as stored: deterministic id, external id, hash, timestamps.
+
+    Attributes:
+        version: The provider's version of the record as a push last reported it.
+        stream: The stream key (:func:`stream_key`) whose listing holds the record: the scope
+            of the full-listing delete comparison.
+        listed_by: The last full-listing run that saw the record ("" when none did). Always a
+            string, so ``listed_by != <run>`` finds the never-listed too.
+        deleted: A soft delete (tombstone): the provider deleted it; ``data`` is kept, and a
+            later live version revives the record.
+        deleted_at: When the hub learned of the delete.
+    """
 
     id: str
     tenant_id: str
@@ -325,6 +397,11 @@ class StoredRecord(Model):
     data: dict[str, Any]
     content_hash: str
     source_updated_at: str | None = None
+    version: str | None = None
+    stream: str | None = None
+    listed_by: str = ""
+    deleted: bool = False
+    deleted_at: Timestamp | None = None
     created_at: Timestamp = Field(default_factory=utcnow)
     updated_at: Timestamp = Field(default_factory=utcnow)
     type: Literal["record"] = "record"
@@ -333,6 +410,30 @@ class StoredRecord(Model):
     def make_id(tenant_id: str, integration_id: str, entity_type: str, external_id: str) -> str:
         """Deterministic id: the same external object always maps to the same record."""
         return doc_id("rec", f"{tenant_id}\x1f{integration_id}\x1f{entity_type}\x1f{external_id}")
+
+
+class PushReceipt(Model):
+    """A pushed change the provider applied: the marker that keeps a redelivered push from repeating.
+
+    Container ``push_receipts``, id ``push-<hash of integration/idempotency key>``; it expires
+    after ``ttl`` seconds (longer than any queue redelivery or duplicate-detection window).
+    """
+
+    id: str
+    tenant_id: str
+    integration_id: str
+    idempotency_key: str
+    operation: str
+    entity_type: str
+    external_id: str
+    version: str | None = None
+    applied_at: Timestamp = Field(default_factory=utcnow)
+    ttl: int | None = 14 * 24 * 3600
+    type: Literal["push_receipt"] = "push_receipt"
+
+    @classmethod
+    def key(cls, integration_id: str, idempotency_key: str) -> str:
+        return doc_id("push", f"{integration_id}/{idempotency_key}")
 
 
 def doc_id(prefix: str, natural_key: str) -> str:
@@ -433,6 +534,8 @@ class DataSynced(DomainEvent):
     records_created: int
     records_updated: int
     records_unchanged: int
+    records_deleted: int = 0
+    parent_id: str | None = None
 
 
 class RateLimitExceeded(DomainEvent):

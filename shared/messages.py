@@ -40,11 +40,21 @@ class _Msg(BaseModel):
     attempt: int = Field(0, ge=0)
 
 
+ParentId = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\x00-\x1f\x7f]+$")]
+"""A parent record's external id (a Slack channel, a Notion database, a calendar's e-mail address):
+the provider's id, so not held to the hub's id pattern; it only ever reaches hashed ids."""
+
+
 class PageMessage(_Msg):
-    """Fetch and store one page of a run."""
+    """Fetch and store one page of a run (or one batch of its delete sweep).
+
+    ``stream`` is the stream's name; a child stream's run also carries its ``parent_id`` (the
+    run's key is ``stream_key(stream, parent_id)``).
+    """
 
     kind: Literal["page"] = "page"
     stream: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
+    parent_id: ParentId | None = None
     run_id: Id
     page: int = Field(ge=0)
     token: str | None = None
@@ -58,11 +68,16 @@ class WebhookMessage(_Msg):
 
 
 class OutboundMessage(_Msg):
-    """Push one local change to the provider."""
+    """Push one local change to the provider.
+
+    ``operation`` ``create`` has no stored record yet (``external_id`` may be empty); the
+    provider's answer names the new record's id.
+    """
 
     kind: Literal["outbound"] = "outbound"
+    operation: Literal["create", "update", "delete"] = "update"
     entity_type: str
-    external_id: str
+    external_id: str = ""
     changes: dict[str, Any]
     idempotency_key: str
 
