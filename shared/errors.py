@@ -64,6 +64,16 @@ class ReauthRequired(HubError):
     code = "unauthorized"
 
 
+class ResyncRequired(HubError):
+    """The stream's delta position is gone (``410 Gone``, an expired cursor or sync token).
+
+    Not a failure: the service ends the run as ``resynced`` and starts a full listing of that
+    stream at once (records are kept; a completed full listing detects deletes).
+    """
+
+    code = "resync_required"
+
+
 class SkipRecord(HubError):
     """This one item (a record, a webhook event, a pushed change) cannot be processed.
 

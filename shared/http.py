@@ -52,6 +52,15 @@ class RequestContext:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     attempt: int = 0
     rate_limit: dict[str, str] = field(default_factory=dict)
+    bucket: str = ""
+    """The rendered rate-limit bucket key (the spec's ``bucket_key``); "" = per connection."""
+    strikes: int = 0
+    """Consecutive rate-limit answers of the bucket before this request (exponential backoff)."""
+
+    @property
+    def bucket_key(self) -> str:
+        """The key the rate-limit state uses: the bucket, else ``provider:connection``."""
+        return self.bucket or f"{self.provider}:{self.connection_key}"
 
 
 class Policy(Protocol):
@@ -122,7 +131,8 @@ class AuthPolicy:
 
 
 class RateLimitState:
-    """In-process rate-limit state: per key, the time before which no request may be sent.
+    """In-process rate-limit state per bucket key: the time before which no request may be
+    sent, and how many rate-limit answers came in a row (for exponential backoff).
 
     This is the single-instance backend of the rate-limit port; a Redis backend shares the
     same interface for many instances.
@@ -130,8 +140,25 @@ class RateLimitState:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._blocked: dict[str, float] = {}
+        self._strikes: dict[str, int] = {}
         self._lock = threading.Lock()
         self._clock = clock
+
+    def strikes(self, key: str) -> int:
+        """Consecutive rate-limit answers of ``key`` since its last success."""
+        with self._lock:
+            return self._strikes.get(key, 0)
+
+    def strike(self, key: str) -> int:
+        """Count one more rate-limit answer of ``key``; returns the new count."""
+        with self._lock:
+            self._strikes[key] = count = self._strikes.get(key, 0) + 1
+            return count
+
+    def clear_strikes(self, key: str) -> None:
+        """A success: the next rate-limit answer of ``key`` starts the backoff over."""
+        with self._lock:
+            self._strikes.pop(key, None)
 
     def blocked_until(self, key: str) -> float | None:
         """Epoch seconds until which ``key`` is blocked, or None."""
@@ -149,7 +176,9 @@ class RateLimitState:
 
 
 class RateLimitPolicy:
-    """Refuses to send while the connection is blocked; records blocks the provider names.
+    """Refuses to send while the request's bucket is blocked; records blocks the provider names.
+
+    The bucket is ``ctx.bucket_key`` (the spec's rendered ``bucket_key``, else the connection).
 
     ``observe`` reads the provider's headers and returns an epoch time to block until (or
     None); it is supplied by the adapter from its spec.
@@ -175,19 +204,23 @@ class RateLimitPolicy:
         self._state.block(key, min(until, self._clock() + self._max_block))
 
     def send(self, request: httpx.Request, ctx: RequestContext, next_: SendFn) -> httpx.Response:
-        key = f"{ctx.provider}:{ctx.connection_key}"
+        key = ctx.bucket_key
         until = self._state.blocked_until(key)
         if until is not None:
             raise RateLimited(
                 f"{ctx.provider} rate limit in force for this connection until {_iso(until)}",
                 retry_at=datetime.fromtimestamp(until, UTC),
             )
+        ctx.strikes = self._state.strikes(key)
         try:
             response = next_(request, ctx)
-        except RateLimited as exc:  # the provider said stop: nobody on this connection calls before then
+        except RateLimited as exc:  # the provider said stop: nobody on this bucket calls before then
+            self._state.strike(key)
             if exc.retry_at is not None:
                 self._block(key, exc.retry_at.timestamp())
             raise
+        if ctx.strikes:
+            self._state.clear_strikes(key)
         ctx.rate_limit = {
             k: v for k, v in response.headers.items() if "ratelimit" in k.lower() or k.lower() == "retry-after"
         }
@@ -201,6 +234,10 @@ class RetryPolicy:
     """Retries transient failures; raises classified errors for everything else.
 
     - A rate-limit answer raises RateLimited at once (the caller reschedules; no sleeping).
+      One that names no time (``retry_at`` None) backs off exponentially: ``backoff_base *
+      2**n`` truncated at ``max_backoff`` (``n`` counts the bucket's earlier limits and this
+      request's attempts); a wait up to ``max_inline_wait`` is slept here and retried, a longer
+      one (or the last attempt) raises RateLimited with that ``retry_at``.
     - A transient answer (5xx, transport error) is retried up to ``max_attempts`` with
       exponential backoff; a server-given ``Retry-After`` is honoured exactly (no jitter) when
       it is at most ``max_inline_wait`` seconds, otherwise RetryLater carries that time.
@@ -214,13 +251,20 @@ class RetryPolicy:
         max_attempts: int = 3,
         backoff_base: float = 0.5,
         max_inline_wait: float = 5.0,
+        max_backoff: float = 64.0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._classify = classify
         self._max_attempts = max_attempts
         self._backoff_base = backoff_base
         self._max_inline_wait = max_inline_wait
+        self._max_backoff = max_backoff
         self._sleep = sleep
+        self._clock = clock
+
+    def _backoff(self, exponent: int) -> float:
+        return min(self._backoff_base * (2.0 ** min(exponent, 60)), self._max_backoff)
 
     def send(self, request: httpx.Request, ctx: RequestContext, next_: SendFn) -> httpx.Response:
         while True:
@@ -234,6 +278,14 @@ class RetryPolicy:
                 if classified is None:
                     return response
                 error = classified
+            if isinstance(error, RateLimited) and error.retry_at is None:
+                wait = self._backoff(ctx.strikes + ctx.attempt - 1)
+                if wait > self._max_inline_wait or ctx.attempt >= self._max_attempts:
+                    error.retry_at = datetime.fromtimestamp(self._clock() + wait, UTC)
+                    raise error
+                log.info("backing off %s for %.2fs (attempt %d): %s", ctx.provider, wait, ctx.attempt, error)
+                self._sleep(wait)
+                continue
             if isinstance(error, RateLimited) or not isinstance(error, RetryLater):
                 raise error
             if ctx.attempt >= self._max_attempts:

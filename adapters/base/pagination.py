@@ -1,5 +1,7 @@
 """Pagination strategies. Each turns a response into the next page token and a token into a
-request. Tokens are opaque strings, stored in the run document between queue messages.
+request (:class:`~adapters.base.request.ApiRequest`: the token and the page size go in the
+query or in the JSON body, as the spec says). Tokens are opaque strings, stored in the run
+document between queue messages.
 
 A strategy that returns the token it was given raises instead of looping; longer cycles
 (page 3 linking back to page 1) are caught per run by the sync service's cursor trail
@@ -15,6 +17,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from adapters.base.paths import get_path
+from adapters.base.request import ApiRequest
 from adapters.base.spec import PaginationSpec
 from shared.errors import FailRun
 
@@ -34,16 +37,20 @@ def parse_link_header(value: str) -> dict[str, str]:
 
 
 def _same_host(url: str, base: str) -> str:
-    if urlsplit(url).netloc != urlsplit(base).netloc:
+    try:
+        there, here = urlsplit(url), urlsplit(base)
+    except ValueError:
+        raise FailRun(f"next-page link is not a URL: {url[:120]!r}") from None
+    if (there.scheme.lower(), there.netloc.lower()) != (here.scheme.lower(), here.netloc.lower()):
         raise FailRun(f"next-page link points to another host: {url[:120]!r}")
     return url
 
 
 class Paginator(Protocol):
-    """Strategy interface."""
+    """Strategy interface: requests in, requests out."""
 
-    def prepare(self, url: str, params: dict[str, str], token: str | None) -> tuple[str, dict[str, str]]:
-        """URL and query params of the page named by ``token`` (None = first page)."""
+    def prepare(self, request: ApiRequest, token: str | None) -> ApiRequest:
+        """The request of the page named by ``token`` (None = ``request`` is the first page)."""
 
     def next_token(self, response: httpx.Response, body: Any, token: str | None) -> str | None:
         """Token of the page after this one, or None on the last page."""
@@ -55,18 +62,24 @@ def _guard(next_token: str | None, token: str | None) -> str | None:
     return next_token
 
 
+def _with_page_size(request: ApiRequest, spec: PaginationSpec) -> ApiRequest:
+    if not spec.page_size_param:
+        return request
+    if spec.page_size_in == "body":
+        return request.with_body(**{spec.page_size_param: spec.page_size})
+    return request.with_params(**{spec.page_size_param: str(spec.page_size)})
+
+
 class LinkHeaderPaginator:
     """Follow ``Link: <url>; rel="next"``; never build page URLs."""
 
     def __init__(self, spec: PaginationSpec) -> None:
         self._spec = spec
 
-    def prepare(self, url: str, params: dict[str, str], token: str | None) -> tuple[str, dict[str, str]]:
+    def prepare(self, request: ApiRequest, token: str | None) -> ApiRequest:
         if token is None:
-            if self._spec.page_size_param:
-                params = {**params, self._spec.page_size_param: str(self._spec.page_size)}
-            return url, params
-        return _same_host(token, url), {}
+            return _with_page_size(request, self._spec)
+        return request.replace(url=_same_host(token, request.url), params={})
 
     def next_token(self, response: httpx.Response, body: Any, token: str | None) -> str | None:
         nxt = parse_link_header(response.headers.get("link", "")).get("next")
@@ -75,25 +88,28 @@ class LinkHeaderPaginator:
 
 class BodyCursorPaginator:
     """Cursor in the body (Slack ``response_metadata.next_cursor``, Notion ``next_cursor``,
-    Google ``nextPageToken``), sent back as a query parameter."""
+    Google ``nextPageToken``), sent back as ``token_param`` in the query or the JSON body."""
 
     def __init__(self, spec: PaginationSpec) -> None:
         if not spec.token_path or not spec.token_param:
             raise ValueError("body_cursor pagination needs token_path and token_param")
         self._spec = spec
 
-    def prepare(self, url: str, params: dict[str, str], token: str | None) -> tuple[str, dict[str, str]]:
-        params = dict(params)
-        if self._spec.page_size_param:
-            params[self._spec.page_size_param] = str(self._spec.page_size)
-        if token is not None:
-            params[str(self._spec.token_param)] = token
-        return url, params
+    def prepare(self, request: ApiRequest, token: str | None) -> ApiRequest:
+        request = _with_page_size(request, self._spec)
+        if token is None:
+            return request
+        name = str(self._spec.token_param)
+        if self._spec.token_in == "body":  # noqa: S105 - where the cursor goes, not a secret
+            return request.with_body(**{name: token})
+        return request.with_params(**{name: token})
 
     def next_token(self, response: httpx.Response, body: Any, token: str | None) -> str | None:
         if self._spec.has_more_path and not get_path(body, self._spec.has_more_path):
             return None
         value = get_path(body, self._spec.token_path)
+        if isinstance(value, (dict, list)):
+            raise FailRun(f"the next-page cursor at {self._spec.token_path!r} is not a string")
         return _guard(str(value), token) if value else None
 
 
@@ -105,15 +121,21 @@ class NextUrlPaginator:
             raise ValueError("next_url pagination needs token_path")
         self._spec = spec
 
-    def prepare(self, url: str, params: dict[str, str], token: str | None) -> tuple[str, dict[str, str]]:
+    def prepare(self, request: ApiRequest, token: str | None) -> ApiRequest:
         if token is None:
-            return url, params
-        return _same_host(urljoin(url, token), url), {}
+            return _with_page_size(request, self._spec)
+        try:
+            url = urljoin(request.url, token)
+        except ValueError:
+            raise FailRun(f"next-page URL is not a URL: {token[:120]!r}") from None
+        return request.replace(url=_same_host(url, request.url), params={})
 
     def next_token(self, response: httpx.Response, body: Any, token: str | None) -> str | None:
         if self._spec.done_path and get_path(body, self._spec.done_path):
             return None
         value = get_path(body, self._spec.token_path)
+        if isinstance(value, (dict, list)):
+            raise FailRun(f"the next-page URL at {self._spec.token_path!r} is not a string")
         return _guard(str(value), token) if value else None
 
 
@@ -123,8 +145,8 @@ class SinglePage:
     def __init__(self, spec: PaginationSpec) -> None:
         self._spec = spec
 
-    def prepare(self, url: str, params: dict[str, str], token: str | None) -> tuple[str, dict[str, str]]:
-        return url, params
+    def prepare(self, request: ApiRequest, token: str | None) -> ApiRequest:
+        return request
 
     def next_token(self, response: httpx.Response, body: Any, token: str | None) -> str | None:
         return None

@@ -7,7 +7,7 @@ scheme from it. Streams may override pagination per endpoint.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -16,6 +16,13 @@ from adapters.base.verify.config import SchemeConfig
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+ErrorAction = Literal["rate_limited", "reauth", "retry", "resync", "fail", "skip"]
+"""What an error code or status means to the hub (see :class:`ErrorSpec`)."""
+
+DeleteMode = Literal["tombstone", "endpoint", "full_listing", "none"]
+"""How a stream learns of deletions (see :class:`StreamSpec`)."""
 
 
 class AuthSpec(_Spec):
@@ -37,6 +44,9 @@ class PaginationSpec(_Spec):
     ``token_param``. ``next_url``: read a (relative) URL at ``token_path``; stop when
     ``done_path`` is true. ``none``: a single page.
 
+    ``token_in``/``page_size_in`` say whether the cursor and the page size travel in the query
+    string (the default) or in the JSON body (Notion's ``POST .../query``).
+
     ``max_pages_per_run`` is a hard ceiling: a run that reaches it without the provider saying
     "last page" fails (the ``IHUB_MAX_PAGES_PER_RUN`` setting overrides it for every stream).
     """
@@ -48,12 +58,29 @@ class PaginationSpec(_Spec):
     token_param: str | None = None
     has_more_path: str | None = None
     done_path: str | None = None
+    token_in: Literal["query", "body"] = "query"  # noqa: S105 - where the cursor goes
+    page_size_in: Literal["query", "body"] = "query"
     max_pages_per_run: int = Field(10_000, ge=1)
 
 
 class RateLimitSpec(_Spec):
-    """The provider's rate-limit headers and answers."""
+    """The provider's rate-limit headers, answers and buckets.
 
+    ``bucket_key`` names the budget a request draws on: a template over ``{provider}``,
+    ``{tenant}``, ``{integration}``, ``{connection}`` (``tenant:integration``), ``{bucket}``
+    (the request's bucket, e.g. a Slack method tier, or "") and ``{config[KEY]}`` (an
+    integration config value), e.g. ``{connection}:{bucket}`` or ``{provider}:{config[org_id]}``.
+    A block the provider names applies to every request of the same bucket.
+
+    ``quota_header``/``quota_pattern``: a usage header whose pattern captures ``used`` and
+    ``limit`` (e.g. ``Sforce-Limit-Info`` and ``api-usage=(\\d+)/(\\d+)``); when used reaches the
+    limit, the bucket blocks for the error spec's ``quota_reset_seconds`` (else
+    ``default_wait_seconds``).
+    """
+
+    bucket_key: str = "{connection}"
+    quota_header: str | None = None
+    quota_pattern: str | None = None
     limit_header: str | None = None
     remaining_header: str | None = None
     reset_header: str | None = None
@@ -64,12 +91,94 @@ class RateLimitSpec(_Spec):
 
 
 class RetrySpec(_Spec):
-    """Transient failures retried in place (rate limits are never retried in place)."""
+    """Transient failures retried in place (rate limits are never retried in place).
+
+    ``backoff="exponential"``: a rate-limit answer that names no time (Google's 403
+    ``userRateLimitExceeded``) waits ``backoff_base_seconds * 2**n`` truncated at
+    ``max_backoff_seconds``, where ``n`` counts the bucket's consecutive limits; a wait up to
+    ``max_inline_wait_seconds`` is retried in place, a longer one is rescheduled
+    (``RateLimited(retry_at)``). ``"none"``: such an answer waits the rate-limit spec's
+    ``default_wait_seconds``.
+    """
 
     retry_statuses: tuple[int, ...] = (500, 502, 503, 504)
     max_attempts: int = Field(3, ge=1, le=10)
     backoff_base_seconds: float = Field(0.5, ge=0)
     max_inline_wait_seconds: float = Field(5.0, ge=0)
+    backoff: Literal["none", "exponential"] = "none"
+    max_backoff_seconds: float = Field(64.0, ge=0)
+
+
+class BodyError(_Spec):
+    """An error reported inside a body: ``when_path`` marks it, ``code_path`` names it.
+
+    ``equals`` None means "the path is present"; otherwise the value there must equal it
+    (``False`` for Slack's ``ok``, ``"error"`` for Notion's ``object``). Paths are dotted and
+    may index lists (``0.errorCode``, ``error.errors.0.reason``).
+    """
+
+    when_path: str
+    equals: Any = None
+    code_path: str
+    message_path: str | None = None
+
+
+class ErrorSpec(_Spec):
+    """Errors the provider reports in bodies (any status, 200 included) or by status.
+
+    ``body`` rules are checked first (the first that matches names the provider's error code),
+    then ``statuses``; what a code or status means is one of:
+
+    - ``rate_limited``: come back later (``Retry-After``/reset header, else
+      ``quota_reset_seconds``, else backoff or the rate-limit spec's default wait);
+    - ``reauth``: the credential is refused; ``retry``: transient, retried then rescheduled;
+    - ``resync``: the stream's delta position is gone (:class:`~shared.errors.ResyncRequired`);
+    - ``fail``: fail the run; ``skip``: skip this one item.
+
+    A body code that ``codes`` does not name fails the run with that code (unless the HTTP
+    status itself says retry, rate limit or re-authenticate).
+    """
+
+    body: tuple[BodyError, ...] = ()
+    codes: dict[str, ErrorAction] = Field(default_factory=dict)
+    statuses: dict[int, ErrorAction] = Field(default_factory=dict)
+    quota_reset_seconds: float | None = Field(None, ge=0)
+
+    def merged(self, override: ErrorSpec | None) -> ErrorSpec:
+        """This spec with a stream's ``override`` on top (its rules first, its maps winning)."""
+        if override is None:
+            return self
+        return ErrorSpec(
+            body=override.body + self.body,
+            codes={**self.codes, **override.codes},
+            statuses={**self.statuses, **override.statuses},
+            quota_reset_seconds=(
+                override.quota_reset_seconds if override.quota_reset_seconds is not None else self.quota_reset_seconds
+            ),
+        )
+
+
+class PushOp(_Spec):
+    """One write: ``method`` to ``path`` (placeholders from config, the record and the changes).
+
+    ``body_field`` wraps the changes under that key (``{"properties": changes}``);
+    ``record_path`` is where the answer carries the written record (default: the body).
+    """
+
+    method: Literal["POST", "PUT", "PATCH", "DELETE"]
+    path: str
+    body_field: str | None = None
+    record_path: str | None = None
+
+
+class PushSpec(_Spec):
+    """How a stream accepts changes: one :class:`PushOp` per operation the API allows."""
+
+    create: PushOp | None = None
+    update: PushOp | None = None
+    delete: PushOp | None = None
+    idempotency_header: str | None = None
+    version_path: str | None = None
 
 
 class WebhookSpec(_Spec):
@@ -100,20 +209,70 @@ class WebhookSpec(_Spec):
 
 
 class StreamSpec(_Spec):
-    """One pullable collection of the provider's API."""
+    """One pullable collection of the provider's API.
+
+    Request templates (``path``, ``params``, ``body``, ``delta_params``, ``delta_body``) take
+    ``{name}`` placeholders from the integration config, ``{parent_id}`` (child streams) and
+    ``{watermark}``/``{sync_token}``/``{start_page_token}`` (the incremental state).
+
+    Delta: when a run resumes from a watermark (not a full listing), ``delta_param`` carries it
+    as a query param, ``delta_params`` are merged into the params and ``delta_body`` is deep-
+    merged into the body. A stored sync token goes as ``sync_token_param`` instead; the page
+    carrying the next one has it at ``sync_token_path`` (Calendar ``nextSyncToken``). A change
+    feed ends on the page carrying ``start_page_token_path`` (Drive ``newStartPageToken``).
+
+    Deletes (``deletes``): ``tombstone`` - the delta carries them (``is_deleted`` hook, default
+    ``tombstone_path == tombstone_value``); ``endpoint`` - the companion ``deleted_stream``
+    lists them; ``full_listing`` - the services compare a complete listing with what is
+    stored; ``none``.
+
+    Child streams: ``parent`` names the parent stream; the child runs once per parent record
+    with ``{parent_id}`` = the record's ``parent_id_field``.
+
+    Hosts: ``base_url_key`` (a config key) or ``base_url`` (absolute) override the
+    connection's base URL for this stream.
+    """
 
     path: str
     entity_type: str
     method: Literal["GET", "POST"] = "GET"
     params: dict[str, str] = Field(default_factory=dict)
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
     record_path: str | None = None
     id_field: str = "id"
     updated_field: str | None = None
     delta_param: str | None = None
+    delta_params: dict[str, str] = Field(default_factory=dict)
+    delta_body: dict[str, Any] | None = None
+    sync_token_param: str | None = None
+    sync_token_path: str | None = None
+    start_page_token_path: str | None = None
+    deletes: DeleteMode = "full_listing"
+    tombstone_path: str | None = None
+    tombstone_value: Any = True
+    deleted_stream: str | None = None
+    parent: str | None = None
+    parent_id_field: str = "id"
+    rate_bucket: str | None = None
+    base_url: str | None = None
+    base_url_key: str | None = None
+    errors: ErrorSpec | None = None
     pagination: PaginationSpec | None = None
     required_config: tuple[str, ...] = ()
+    push: PushSpec | None = None
     push_path: str | None = None
     push_method: Literal["PATCH", "PUT", "POST"] = "PATCH"
+
+    def push_spec(self) -> PushSpec | None:
+        """``push``, or the ``push_path``/``push_method`` shorthand as an update-only spec."""
+        if self.push is not None:
+            return self.push
+        if self.push_path is None:
+            return None
+        return PushSpec(
+            update=PushOp(method=self.push_method, path=self.push_path), idempotency_header="Idempotency-Key"
+        )
 
 
 class ProviderSpec(_Spec):
@@ -122,11 +281,13 @@ class ProviderSpec(_Spec):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     display_name: str
     base_url: str
+    base_url_from: str | None = None
     default_headers: dict[str, str] = Field(default_factory=dict)
     auth: AuthSpec = AuthSpec()
     pagination: PaginationSpec = PaginationSpec(style="none")
     rate_limit: RateLimitSpec = RateLimitSpec()
     retry: RetrySpec = RetrySpec()
+    errors: ErrorSpec = ErrorSpec()
     webhook: WebhookSpec | None = None
     health_path: str | None = None
     streams: dict[str, StreamSpec] = Field(default_factory=dict)
@@ -134,3 +295,18 @@ class ProviderSpec(_Spec):
     def pagination_for(self, stream: str) -> PaginationSpec:
         """The stream's pagination override, else the provider default."""
         return self.streams[stream].pagination or self.pagination
+
+    def errors_for(self, stream: str | None) -> ErrorSpec:
+        """The provider's error spec with the stream's override on top."""
+        found = self.streams.get(stream) if stream else None
+        return self.errors.merged(found.errors if found else None)
+
+    @model_validator(mode="after")
+    def _streams_refer_to_streams(self) -> ProviderSpec:
+        for name, stream in self.streams.items():
+            for field, other in (("parent", stream.parent), ("deleted_stream", stream.deleted_stream)):
+                if other is not None and other not in self.streams:
+                    raise ValueError(f"stream {name!r}: {field} {other!r} is not a stream of {self.name}")
+            if stream.parent == name:
+                raise ValueError(f"stream {name!r} cannot be its own parent")
+        return self

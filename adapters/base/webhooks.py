@@ -14,17 +14,22 @@ map to the ``hmac_sha256`` scheme. Strategies are built once per spec and reused
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping
 from functools import lru_cache
+from typing import Any, ClassVar
 
 from pydantic import SecretStr
 
-from adapters.base.spec import WebhookSpec
+from adapters.base.model import WebhookInfo, WebhookWork
+from adapters.base.paths import get_path
+from adapters.base.spec import ProviderSpec, WebhookSpec
 from adapters.base.verify.config import HmacSha256Config, SchemeConfig
 from adapters.base.verify.model import Delivery, Strategy, Verdict, WebhookKey, header
 from adapters.base.verify.registry import build_strategy
+from shared.errors import InvalidInput
 
-__all__ = ["Verdict", "header", "scheme_config", "strategy_for", "verify", "verify_delivery"]
+__all__ = ["Verdict", "WebhookHooks", "header", "scheme_config", "strategy_for", "verify", "verify_delivery"]
 
 
 def scheme_config(spec: WebhookSpec) -> SchemeConfig:
@@ -59,9 +64,7 @@ def verify_delivery(spec: WebhookSpec, delivery: Delivery, key: WebhookKey) -> V
     return strategy_for(spec).verify(delivery, key)
 
 
-def verify(
-    spec: WebhookSpec, headers: Mapping[str, str], body: bytes, secret: str | SecretStr, now: float
-) -> Verdict:
+def verify(spec: WebhookSpec, headers: Mapping[str, str], body: bytes, secret: str | SecretStr, now: float) -> Verdict:
     """Signature check with a shared secret: ``valid`` when the sender is authentic.
 
     Content problems of an authentic delivery (a body that is not JSON, a missing delivery id)
@@ -72,3 +75,30 @@ def verify(
     if verdict.authentic and not verdict.valid:
         return dataclasses.replace(verdict, valid=True, status=200)
     return verdict
+
+
+class WebhookHooks:
+    """The adapter's webhook side (mixed into :class:`~adapters.base.adapter.Adapter`)."""
+
+    spec: ClassVar[ProviderSpec]
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes, secret: str, now: float | None = None) -> Verdict:
+        """Check the delivery's signature against the raw bytes."""
+        if self.spec.webhook is None:
+            return Verdict(False, f"{self.spec.name} does not send webhooks")
+        return verify(self.spec.webhook, headers, body, secret, time.time() if now is None else now)
+
+    def webhook_info(self, headers: Mapping[str, str], payload: Any) -> WebhookInfo:
+        """Delivery id and event type from headers or body (InvalidInput when absent)."""
+        spec = self.spec.webhook
+        if spec is None:
+            raise InvalidInput(f"{self.spec.name} does not send webhooks")
+        delivery = header(headers, spec.delivery_id_header) or get_path(payload, spec.delivery_id_path)
+        if not delivery:
+            raise InvalidInput(f"delivery id missing ({spec.delivery_id_header or spec.delivery_id_path})")
+        event = header(headers, spec.event_header) or get_path(payload, spec.event_type_path) or "unknown"
+        return WebhookInfo(str(delivery)[:200], str(event)[:100])
+
+    def webhook_work(self, event_type: str, payload: Any) -> WebhookWork:
+        """What a verified delivery asks for (hook). Default: sync every stream."""
+        return WebhookWork(sync_streams=list(self.spec.streams))

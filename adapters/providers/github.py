@@ -10,12 +10,22 @@ from typing import Any
 import httpx
 
 from adapters.base.adapter import Adapter, Entity, WebhookWork
-from adapters.base.spec import AuthSpec, PaginationSpec, ProviderSpec, RateLimitSpec, StreamSpec, WebhookSpec
+from adapters.base.spec import (
+    AuthSpec,
+    PaginationSpec,
+    ProviderSpec,
+    PushOp,
+    PushSpec,
+    RateLimitSpec,
+    StreamSpec,
+    WebhookSpec,
+)
 
 SPEC = ProviderSpec(
     name="github",
     display_name="GitHub",
     base_url="https://api.github.com",
+    base_url_from="base_url",  # GitHub Enterprise: https://HOST/api/v3
     default_headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"},
     auth=AuthSpec(
         mode="bearer",
@@ -49,8 +59,8 @@ SPEC = ProviderSpec(
             updated_field="updated_at",
             delta_param="since",
             required_config=("owner", "repo"),
-            push_path="/repos/{owner}/{repo}/issues/{number}",
-            push_method="PATCH",
+            deletes="full_listing",
+            push=PushSpec(update=PushOp(method="PATCH", path="/repos/{owner}/{repo}/issues/{number}")),
         ),
     },
 )

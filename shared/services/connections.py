@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -62,10 +63,39 @@ class AdapterHub:
             missing = [k for k in (spec.required_config if spec else ()) if k not in integration.config]
             if missing:
                 raise FailRun(f"integration {integration.id} config lacks {', '.join(missing)} (stream {stream.name})")
-        base_url = self._base_urls.get(integration.provider) or adapter.spec.base_url
+        base_url = self.base_url(adapter, integration)
         credential = self._credentials.access_token(integration) if with_credential else None
         return Connection(integration.tenant_id, integration.id, base_url, credential, integration.config)
+
+    def base_url(self, adapter: Adapter, integration: Integration) -> str:
+        """The provider's API base for this integration.
+
+        Precedence: the integration config key the spec names in ``base_url_from`` (filled from
+        the token response or by the operator), then ``IHUB_PROVIDER_BASE_URLS``, then the spec.
+        """
+        key = adapter.spec.base_url_from
+        if key and key in integration.config:
+            return _checked_url(integration.config[key], f"integration {integration.id} config {key!r}")
+        return self._base_urls.get(integration.provider) or adapter.spec.base_url
 
     def close(self) -> None:
         for adapter in self._adapters.values():
             adapter.close()
+
+
+def _checked_url(value: object, what: str) -> str:
+    """An absolute http(s) URL without credentials or fragments, else FailRun naming ``what``."""
+    if not isinstance(value, str) or not value.strip():
+        raise FailRun(f"{what} must be an absolute http(s) URL, not {type(value).__name__}", code="invalid_base_url")
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018 - validates the port
+    except ValueError:
+        raise FailRun(f"{what} is not a URL: {value[:120]!r}", code="invalid_base_url") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        raise FailRun(
+            f"{what} must be an absolute http(s) URL without credentials: {value[:120]!r}", code="invalid_base_url"
+        )
+    if parts.query or parts.fragment:
+        raise FailRun(f"{what} must not carry a query or fragment: {value[:120]!r}", code="invalid_base_url")
+    return value.strip().rstrip("/")

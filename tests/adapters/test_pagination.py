@@ -12,14 +12,23 @@ from adapters.base.pagination import (
     BodyCursorPaginator,
     LinkHeaderPaginator,
     NextUrlPaginator,
+    Paginator,
     SinglePage,
     paginator_for,
     parse_link_header,
 )
+from adapters.base.request import ApiRequest
 from adapters.base.spec import PaginationSpec
 from shared.errors import FailRun
 
 API = "https://api.github.com/repositories/1300192/issues"
+
+
+def prep(paginator: Paginator, url: str, params: dict[str, str], token: str | None) -> tuple[str, dict[str, str]]:
+    """(url, params) of the request ``paginator`` prepares from a GET of ``url`` with ``params``."""
+    request = paginator.prepare(ApiRequest("GET", url, params), token)
+    assert request.method == "GET" and request.json is None
+    return request.url, dict(request.params)
 
 
 def response(status: int = 200, *, headers: dict[str, str] | None = None, body: Any = None) -> httpx.Response:
@@ -89,7 +98,7 @@ LINK_SPEC = PaginationSpec(style="link_header", page_size_param="per_page", page
 
 def test_link_header_first_page_adds_per_page_without_mutating_params() -> None:
     params = {"state": "all"}
-    url, prepared = LinkHeaderPaginator(LINK_SPEC).prepare(API, params, None)
+    url, prepared = prep(LinkHeaderPaginator(LINK_SPEC), API, params, None)
     assert url == API
     assert prepared == {"state": "all", "per_page": "100"}
     assert params == {"state": "all"}
@@ -97,7 +106,7 @@ def test_link_header_first_page_adds_per_page_without_mutating_params() -> None:
 
 def test_link_header_first_page_without_page_size_param() -> None:
     spec = PaginationSpec(style="link_header")
-    assert LinkHeaderPaginator(spec).prepare(API, {"a": "1"}, None) == (API, {"a": "1"})
+    assert prep(LinkHeaderPaginator(spec), API, {"a": "1"}, None) == (API, {"a": "1"})
 
 
 def test_link_header_next_token_is_the_rel_next_url_verbatim() -> None:
@@ -108,7 +117,7 @@ def test_link_header_next_token_is_the_rel_next_url_verbatim() -> None:
 
 def test_link_header_token_page_is_requested_verbatim_without_extra_params() -> None:
     nxt = f"{API}?state=all&per_page=100&page=2"
-    assert LinkHeaderPaginator(LINK_SPEC).prepare(API, {"state": "all", "since": "x"}, nxt) == (nxt, {})
+    assert prep(LinkHeaderPaginator(LINK_SPEC), API, {"state": "all", "since": "x"}, nxt) == (nxt, {})
 
 
 def test_link_header_last_page_has_no_next() -> None:
@@ -126,7 +135,7 @@ def test_link_header_last_page_has_no_next() -> None:
 )
 def test_link_header_rejects_a_next_link_to_another_host(token: str) -> None:
     with pytest.raises(FailRun, match="another host"):
-        LinkHeaderPaginator(LINK_SPEC).prepare(API, {}, token)
+        prep(LinkHeaderPaginator(LINK_SPEC), API, {}, token)
 
 
 def test_link_header_same_cursor_twice_raises() -> None:
@@ -151,13 +160,13 @@ NOTION = PaginationSpec(
 
 
 def test_body_cursor_first_page_sets_page_size_only() -> None:
-    url, params = BodyCursorPaginator(SLACK).prepare("https://slack.com/api/conversations.list", {"types": "x"}, None)
+    url, params = prep(BodyCursorPaginator(SLACK), "https://slack.com/api/conversations.list", {"types": "x"}, None)
     assert url == "https://slack.com/api/conversations.list"
     assert params == {"types": "x", "limit": "200"}
 
 
 def test_body_cursor_token_is_sent_as_the_token_param() -> None:
-    _, params = BodyCursorPaginator(SLACK).prepare("https://slack.com/api/x", {}, "dXNlcjpVMEc5V0ZYTlo=")
+    _, params = prep(BodyCursorPaginator(SLACK), "https://slack.com/api/x", {}, "dXNlcjpVMEc5V0ZYTlo=")
     assert params == {"limit": "200", "cursor": "dXNlcjpVMEc5V0ZYTlo="}
 
 
@@ -209,12 +218,15 @@ SF_QUERY = "https://acme.my.salesforce.com/services/data/v59.0/query"
 
 def test_next_url_first_page_passes_through() -> None:
     params = {"q": "SELECT Id FROM Account"}
-    assert NextUrlPaginator(SALESFORCE).prepare(SF_QUERY, params, None) == (SF_QUERY, params)
+    assert prep(NextUrlPaginator(SALESFORCE), SF_QUERY, params, None) == (SF_QUERY, params)
 
 
 def test_next_url_relative_url_is_joined_to_the_instance() -> None:
-    url, params = NextUrlPaginator(SALESFORCE).prepare(
-        SF_QUERY, {"q": "SELECT Id FROM Account"}, "/services/data/v59.0/query/01gD0000002HU6KIAW-2000"
+    url, params = prep(
+        NextUrlPaginator(SALESFORCE),
+        SF_QUERY,
+        {"q": "SELECT Id FROM Account"},
+        "/services/data/v59.0/query/01gD0000002HU6KIAW-2000",
     )
     assert url == "https://acme.my.salesforce.com/services/data/v59.0/query/01gD0000002HU6KIAW-2000"
     assert params == {}
@@ -250,7 +262,7 @@ def test_next_url_needs_token_path() -> None:
 
 def test_next_url_rejects_a_next_url_on_another_host() -> None:
     with pytest.raises(FailRun):
-        NextUrlPaginator(SALESFORCE).prepare(SF_QUERY, {}, "https://evil.example.com/services/data/v59.0/query/x")
+        prep(NextUrlPaginator(SALESFORCE), SF_QUERY, {}, "https://evil.example.com/services/data/v59.0/query/x")
 
 
 # ---------------------------------------------------------------------------------------- SinglePage & registry
@@ -258,7 +270,7 @@ def test_next_url_rejects_a_next_url_on_another_host() -> None:
 
 def test_single_page() -> None:
     paginator = SinglePage(PaginationSpec(style="none"))
-    assert paginator.prepare(API, {"a": "1"}, None) == (API, {"a": "1"})
+    assert prep(paginator, API, {"a": "1"}, None) == (API, {"a": "1"})
     resp = response(headers={"Link": f'<{API}?page=2>; rel="next"'}, body={"next_cursor": "x", "has_more": True})
     assert paginator.next_token(resp, resp.json(), None) is None
 
