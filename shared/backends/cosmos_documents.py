@@ -10,7 +10,7 @@ field names are validated and never carry user-controlled SQL.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from azure.core import MatchConditions
@@ -292,6 +292,38 @@ class CosmosDocumentStore:
             kwargs = {"etag": if_match, "match_condition": MatchConditions.IfNotModified}
         try:
             proxy.delete_item(item=doc_id, partition_key=partition_key, **kwargs)
+        except cosmos_errors.CosmosResourceNotFoundError:
+            return False
+        except AzureError as exc:
+            raise _translate(exc, f"document {container}/{partition_key}/{doc_id}") from exc
+        return True
+
+    def patch(
+        self, container: str, partition_key: str, doc_id: str, fields: Mapping[str, Any], *, if_match: str | None = None
+    ) -> bool:
+        """Set top-level ``fields`` with ``patch_item`` ``set`` operations (the body does not travel).
+
+        Returns:
+            True when the document was patched, False when it is absent.
+
+        Raises:
+            PreconditionFailed: ``if_match`` given and the document has another ETag.
+        """
+        require_key(partition_key, PARTITION_KEY)
+        require_key(doc_id, "id")
+        operations: list[dict[str, Any]] = []
+        for name, value in fields.items():
+            if name in SYSTEM_KEYS or name in ("id", PARTITION_KEY) or not FIELD_RE.fullmatch(name) or "." in name:
+                raise InvalidInput(f"cannot patch field {name!r}: only plain top-level fields")
+            operations.append({"op": "set", "path": f"/{name}", "value": value})
+        if not operations:
+            return self.read(container, partition_key, doc_id) is not None
+        proxy = self._container(container)
+        kwargs: dict[str, Any] = {}
+        if if_match is not None:
+            kwargs = {"etag": if_match, "match_condition": MatchConditions.IfNotModified}
+        try:
+            proxy.patch_item(item=doc_id, partition_key=partition_key, patch_operations=operations, **kwargs)
         except cosmos_errors.CosmosResourceNotFoundError:
             return False
         except AzureError as exc:
