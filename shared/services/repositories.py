@@ -12,6 +12,7 @@ from shared.domain import (
     DeadLetter,
     Integration,
     Model,
+    PushReceipt,
     StoredRecord,
     StreamSchedule,
     SyncRun,
@@ -90,6 +91,10 @@ class Repository(Generic[M]):
             except PreconditionFailed:
                 continue
         raise PreconditionFailed(f"{self.container}/{doc_id} kept changing under other writers; try again")
+
+    def patch(self, tenant_id: str, doc_id: str, fields: Mapping[str, object], *, if_match: str | None = None) -> bool:
+        """Set top-level ``fields`` without rewriting the document (see ``DocumentStore.patch``)."""
+        return self.store.patch(self.container, tenant_id, doc_id, fields, if_match=if_match)
 
     def delete(self, tenant_id: str, doc_id: str) -> bool:
         """Delete one document; False when it was absent."""
@@ -186,3 +191,4 @@ class Repositories:
         self.webhook_events = Repository(store, containers["webhook_events"], WebhookEvent)
         self.dead_letters = Repository(store, containers["dead_letters"], DeadLetter)
         self.schedules = Repository(store, containers.get("schedules", "schedules"), StreamSchedule)
+        self.push_receipts = Repository(store, containers.get("push_receipts", "push_receipts"), PushReceipt)

@@ -4,8 +4,9 @@ Each concern has its own document, so writers of one never collide with writers 
 (all partitioned by ``tenant_id``; ``<h>`` is a hash of ``tenant:integration:stream``):
 
 - ``schedules/schedule-<h>`` (:class:`StreamSchedule`): when the stream is next due. Only the
-  scheduler writes it.
-- ``checkpoints/checkpoint-<h>`` (:class:`Checkpoint`): the committed incremental state and
+  scheduler writes it. Child streams have none: they run when their parent's pages name them.
+- ``checkpoints/checkpoint-<h>`` (:class:`Checkpoint`, ``<h>`` over the stream key, so one per
+  parent record for a child stream): the committed incremental state and
   the claim on the stream's one active run. Written when a run starts and when it ends, and
   once per run when a re-run is asked for while it runs - never per page.
 - ``runs/run-<id>`` (:class:`SyncRun`): the run's cursor (next page number and token), its
@@ -26,20 +27,29 @@ from datetime import datetime
 
 from shared.domain import (
     Checkpoint,
+    IncrementalState,
     Integration,
     RunStatus,
     StreamSchedule,
     SyncRun,
     doc_id,
     iso,
+    stream_key,
     utcnow,
 )
+from shared.errors import HubError
+from shared.http import redact_text
 from shared.ports.documents import DocumentExists, PreconditionFailed, Where
 from shared.services.repositories import Repositories
 
 log = logging.getLogger("ihub.runs")
 
 Trigger = str
+
+
+def describe(error: HubError) -> str:
+    """``code: message`` with secrets redacted, for statuses, runs and dead letters."""
+    return f"{error.code}: {redact_text(str(error))}"
 
 
 class RunLedger:
@@ -50,11 +60,22 @@ class RunLedger:
 
     # ------------------------------------------------------------------ stream documents
 
-    def ensure_stream(self, integration: Integration, stream: str, *, due_at: datetime | None = None) -> Checkpoint:
-        """The stream's checkpoint, creating it and its schedule (due at ``due_at``) when absent."""
+    def ensure_stream(
+        self,
+        integration: Integration,
+        stream: str,
+        *,
+        due_at: datetime | None = None,
+        parent_id: str | None = None,
+        scheduled: bool = True,
+    ) -> Checkpoint:
+        """The stream's checkpoint, creating it and (when ``scheduled``) its schedule, due at ``due_at``.
+
+        A child stream's checkpoint is per parent record (``parent_id``) and has no schedule.
+        """
         tenant = integration.tenant_id
         sched_id = StreamSchedule.key(tenant, integration.id, stream)
-        if self._repos.schedules.get(tenant, sched_id) is None:
+        if scheduled and parent_id is None and self._repos.schedules.get(tenant, sched_id) is None:
             schedule = StreamSchedule(
                 id=sched_id,
                 tenant_id=tenant,
@@ -66,13 +87,13 @@ class RunLedger:
                 self._repos.schedules.create(schedule)
             except DocumentExists:
                 pass
-        key = Checkpoint.key(tenant, integration.id, stream)
+        key = Checkpoint.key(tenant, integration.id, stream_key(stream, parent_id))
         found = self._repos.checkpoints.get(tenant, key)
         if found is not None:
             return found
         try:
             return self._repos.checkpoints.create(
-                Checkpoint(id=key, tenant_id=tenant, integration_id=integration.id, stream=stream)
+                Checkpoint(id=key, tenant_id=tenant, integration_id=integration.id, stream=stream, parent_id=parent_id)
             )
         except DocumentExists:
             again = self._repos.checkpoints.get(tenant, key)
@@ -82,17 +103,25 @@ class RunLedger:
     # ------------------------------------------------------------------ starting
 
     def claim(
-        self, integration: Integration, stream: str, trigger: Trigger, run_id: str | None
+        self,
+        integration: Integration,
+        stream: str,
+        trigger: Trigger,
+        run_id: str | None,
+        *,
+        parent_id: str | None = None,
+        resync_of: SyncRun | None = None,
     ) -> tuple[str, SyncRun | None]:
-        """Start a run of ``stream`` unless one is active.
+        """Start a run of ``stream`` (for ``parent_id``, a child stream) unless one is active.
 
         Returns ``(run id, new run)``: the new run when this call started it (the caller
         sends its first page), else the active run's id and None (a re-run with ``trigger``
-        is then requested for when it ends). Idempotent for a given ``run_id``.
+        is then requested for when it ends). Idempotent for a given ``run_id``. ``resync_of``:
+        the resynced run this one replaces.
         """
         tenant = integration.tenant_id
         for _ in range(25):
-            cp = self.ensure_stream(integration, stream)
+            cp = self.ensure_stream(integration, stream, parent_id=parent_id)
             if cp.active_run_id is not None:
                 if cp.active_run_id == run_id:
                     return run_id, None
@@ -104,7 +133,7 @@ class RunLedger:
                 self.release(tenant, cp.id, cp.active_run_id, active, checkpoint=cp)
                 continue
             new_id = run_id or doc_id("run", f"{cp.id}/{trigger}/{utcnow().isoformat()}")
-            run = self._create_run(integration, stream, trigger, new_id, cp)
+            run = self._create_run(integration, stream, trigger, new_id, cp, resync_of)
             if run is None:
                 return new_id, None  # this very run (a replayed schedule slot) already ended
             cp.active_run_id = new_id
@@ -119,6 +148,19 @@ class RunLedger:
             return new_id, run
         raise PreconditionFailed(f"checkpoint of {integration.id}/{stream} kept changing; try again")
 
+    def request_full_resync(self, integration: Integration, stream: str, parent_id: str | None = None) -> None:
+        """Make the stream's next run a full listing (records kept; unlisted ones tombstoned when it succeeds)."""
+        cp = self.ensure_stream(integration, stream, parent_id=parent_id, scheduled=parent_id is None)
+
+        def apply(fresh: Checkpoint) -> bool:
+            if fresh.state.full_resync:
+                return False
+            fresh.state = fresh.state.model_copy(update={"full_resync": True})
+            fresh.updated_at = utcnow()
+            return True
+
+        self._repos.checkpoints.update(cp.tenant_id, cp.id, apply, current=cp)
+
     def _request_rerun(self, cp: Checkpoint, active_id: str, trigger: Trigger) -> bool:
         """Ask for one more run after ``active_id``; False when the checkpoint moved on meanwhile."""
         cp.rerun_trigger = trigger  # type: ignore[assignment]
@@ -131,18 +173,32 @@ class RunLedger:
         return True
 
     def _create_run(
-        self, integration: Integration, stream: str, trigger: Trigger, run_id: str, cp: Checkpoint
+        self,
+        integration: Integration,
+        stream: str,
+        trigger: Trigger,
+        run_id: str,
+        cp: Checkpoint,
+        resync_of: SyncRun | None = None,
     ) -> SyncRun | None:
-        """Create the run document (before any checkpoint names it); None if it exists and ended."""
+        """Create the run document (before any checkpoint names it); None if it exists and ended.
+
+        The run starts from the checkpoint's committed state; its candidate starts there too
+        (a run that finds nothing new keeps the position) and moves on page by page.
+        """
         start = cp.state.model_copy()
         run = SyncRun(
             id=run_id,
             tenant_id=integration.tenant_id,
             integration_id=integration.id,
             stream=stream,
+            parent_id=cp.parent_id,
             trigger=trigger,
             start_state=start,
             pending_state=start.model_copy(update={"full_resync": False}),
+            full_listing=start.lists_everything,
+            resync_of=resync_of.id if resync_of is not None else None,
+            resyncs=resync_of.resyncs + 1 if resync_of is not None else 0,
         )
         try:
             return self._repos.runs.create(run)
@@ -215,9 +271,11 @@ class RunLedger:
     ) -> str | None:
         """Let the stream's checkpoint go of run ``run_id`` (closed, or missing: ``run`` None).
 
-        Commits the run's candidate incremental state when it succeeded. Returns the re-run
-        trigger requested while it was active (None when there was none, or when the run did
-        not succeed: a failed run is reported, not repeated).
+        Commits the run's candidate incremental state when it succeeded; a resynced run
+        leaves a state that asks for a full resync (so whichever run comes next lists
+        everything, even if the resync run itself never starts). Returns the re-run trigger
+        requested while it was active (None when there was none, or when the run did not
+        succeed: a failed run is reported, not repeated; a resynced one is replaced).
         """
         rerun: str | None = None
 
@@ -228,6 +286,8 @@ class RunLedger:
             succeeded = run is not None and run.status is RunStatus.SUCCEEDED
             if run is not None and succeeded:
                 cp.state = run.pending_state
+            elif run is not None and run.status is RunStatus.RESYNCED:
+                cp.state = IncrementalState(full_resync=True)
             rerun = cp.rerun_trigger if succeeded else None
             cp.active_run_id = None
             cp.rerun_trigger = None
@@ -241,7 +301,7 @@ class RunLedger:
 
     def release_run(self, run: SyncRun) -> str | None:
         """:meth:`release` for a run just closed."""
-        key = Checkpoint.key(run.tenant_id, run.integration_id, run.stream)
+        key = Checkpoint.key(run.tenant_id, run.integration_id, run.key)
         return self.release(run.tenant_id, key, run.id, run)
 
     # ------------------------------------------------------------------ recovery
@@ -262,7 +322,7 @@ class RunLedger:
 
     def is_active(self, run: SyncRun) -> bool:
         """Whether the stream's checkpoint names ``run`` as its active run."""
-        cp = self._repos.checkpoints.get(run.tenant_id, Checkpoint.key(run.tenant_id, run.integration_id, run.stream))
+        cp = self._repos.checkpoints.get(run.tenant_id, Checkpoint.key(run.tenant_id, run.integration_id, run.key))
         return cp is not None and cp.active_run_id == run.id
 
     def claim_resume(self, run: SyncRun, stale_before: datetime) -> SyncRun | None:

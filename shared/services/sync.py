@@ -5,14 +5,23 @@ is stored, so re-processing a redelivered page is a no-op: records have determin
 and content hashes, and the next page's message has a deterministic id that duplicate
 detection drops. The document layout and its crash windows are described in
 :mod:`shared.services.runs`.
+
+The whole incremental state travels: every page is fetched with the run's committed
+``start_state``; the run's candidate (``pending_state``) merges each page's ``state`` and is
+committed to the checkpoint only when the run succeeds. ``ResyncRequired`` ends a run as
+``resynced`` and starts a full resync of its stream at once. A parent stream's page names
+child scopes; each starts (or re-triggers) a run of its own, keyed ``stream:parent_id``.
+A full listing sweeps the records it did not see (:mod:`shared.services.deletes`) before it
+succeeds.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from adapters.base.adapter import Adapter, Page
 from shared.domain import (
     SYNCABLE_STATUSES,
     Checkpoint,
@@ -22,20 +31,21 @@ from shared.domain import (
     IntegrationStatus,
     RateLimitExceeded,
     RunStatus,
-    StreamSchedule,
     SyncRun,
     WebhookEvent,
     WebhookStatus,
     doc_id,
     iso,
-    parse_schedule,
+    stream_key,
     utcnow,
 )
 from shared.errors import (
     FailRun,
     HubError,
+    InvalidInput,
     RateLimited,
     ReauthRequired,
+    ResyncRequired,
     RetryLater,
     SkipRecord,
     UnexpectedError,
@@ -44,13 +54,14 @@ from shared.errors import (
 from shared.http import redact_text
 from shared.messages import OutboundMessage, PageMessage, WebhookMessage, encode
 from shared.ports.blobs import BlobStore
-from shared.ports.documents import PreconditionFailed, Where
 from shared.ports.queue import OutgoingMessage, WorkQueue, fit_id
 from shared.services.connections import AdapterHub
+from shared.services.deletes import ListingSweeper
 from shared.services.events import DomainEvents
 from shared.services.records import RecordWriter, WriteResult
 from shared.services.repositories import Repositories
-from shared.services.runs import RunLedger
+from shared.services.runs import RunLedger, describe
+from shared.services.scheduling import StreamScheduler
 from shared.services.status import IntegrationHealth
 from shared.sessions import integration_session
 
@@ -61,18 +72,26 @@ COUNTERS = {
     WriteResult.UPDATED: "records_updated",
     WriteResult.UNCHANGED: "records_unchanged",
     WriteResult.STALE: "records_unchanged",
+    WriteResult.DELETED: "records_deleted",
 }
 DEFAULT_MAX_RESUMES = 3
+MAX_RESYNCS_IN_A_ROW = 3
+"""A full resync that itself hears ``ResyncRequired`` this often fails instead of looping."""
+
+
+def listing_stream(adapter: Adapter, entity_type: str) -> str | None:
+    """The top-level stream that lists ``entity_type`` (a record written outside a run belongs to it)."""
+    streams = adapter.spec.streams
+    companions = {spec.deleted_stream for spec in streams.values() if spec.deleted_stream}
+    for name, spec in streams.items():
+        if spec.entity_type == entity_type and spec.parent is None and name not in companions:
+            return name
+    return None
 
 
 def session_of(tenant_id: str, integration_id: str) -> str:
     """Service Bus session id: one integration's work is processed in order, one at a time."""
     return integration_session(tenant_id, integration_id)  # always fits 128 characters
-
-
-def describe(error: HubError) -> str:
-    """``code: message`` with secrets redacted, for statuses, runs and dead letters."""
-    return f"{error.code}: {redact_text(str(error))}"
 
 
 class SyncService:
@@ -101,38 +120,74 @@ class SyncService:
         self._max_pages = max_pages_per_run
         self._max_resumes = max_resumes
         self._writer = RecordWriter(repos.records)
+        self._sweeper = ListingSweeper(repos.records)
         self._ledger = RunLedger(repos)
         self.health = IntegrationHealth(repos.integrations)
+        self._scheduler = StreamScheduler(repos, self._ledger, self, max_resumes=max_resumes)
 
     # ------------------------------------------------------------------ streams & runs
 
     def ensure_checkpoints(self, integration: Integration, *, due_at: datetime | None = None) -> None:
-        """Create missing checkpoints and schedules for the integration's streams (due at ``due_at``)."""
+        """Create missing checkpoints and schedules for the integration's top-level streams (due at ``due_at``).
+
+        Child streams get theirs per parent record, when a parent page names them.
+        """
+        adapter = self._adapters.adapter(integration.provider)
         for stream in integration.streams:
-            self._ledger.ensure_stream(integration, stream.name, due_at=due_at)
+            if self._parent_of(adapter, stream.name) is None:
+                self._ledger.ensure_stream(integration, stream.name, due_at=due_at)
 
-    def checkpoint(self, integration: Integration, stream: str) -> Checkpoint:
-        """The stream's checkpoint (created on first use)."""
-        return self._ledger.ensure_stream(integration, stream)
+    def checkpoint(self, integration: Integration, stream: str, parent_id: str | None = None) -> Checkpoint:
+        """The stream's checkpoint (for ``parent_id``: a child stream's, per parent record; created on first use)."""
+        return self._ledger.ensure_stream(integration, stream, parent_id=parent_id, scheduled=parent_id is None)
 
-    def start_run(self, integration: Integration, stream: str, trigger: str, *, run_id: str | None = None) -> str:
+    @staticmethod
+    def _parent_of(adapter: Adapter, stream: str) -> str | None:
+        spec = adapter.spec.streams.get(stream)
+        return spec.parent if spec is not None else None
+
+    def start_run(
+        self,
+        integration: Integration,
+        stream: str,
+        trigger: str,
+        *,
+        run_id: str | None = None,
+        parent_id: str | None = None,
+        resync_of: SyncRun | None = None,
+        full_resync: bool = False,
+    ) -> str:
         """Start a run of ``stream``, or ask for a re-run after the active one; returns the run id.
 
         Idempotent for a given ``run_id``: the checkpoint's conditional write lets one caller
-        win, and the first page's message id is derived from the run id.
+        win, and the first page's message id is derived from the run id. A child stream runs
+        per parent record (``parent_id``); asked for without one (a manual sync, a webhook),
+        its parent stream runs instead and starts it for every parent record it lists.
+        ``full_resync``: the run (or the re-run after the active one) lists everything, so a
+        stream that learns of deletes by full listing finds them.
         """
         integration.stream(stream)
-        run_id, started = self._ledger.claim(integration, stream, trigger, run_id)
+        parent = self._parent_of(self._adapters.adapter(integration.provider), stream)
+        if parent is not None and parent_id is None:
+            return self.start_run(integration, parent, trigger, run_id=run_id, full_resync=full_resync)
+        if parent is None and parent_id is not None:
+            raise InvalidInput(f"stream {stream!r} is not a child stream; it takes no parent id", code="not_a_child")
+        if full_resync:
+            self._ledger.request_full_resync(integration, stream, parent_id)
+        run_id, started = self._ledger.claim(
+            integration, stream, trigger, run_id, parent_id=parent_id, resync_of=resync_of
+        )
         if started is not None:
-            self._send_page(started)
+            self.send_page(started)
         return run_id
 
-    def _send_page(self, run: SyncRun, suffix: str = "") -> None:
+    def send_page(self, run: SyncRun, suffix: str = "") -> None:
         """Enqueue the run's next page; its message id is deterministic, so a repeat is dropped."""
         msg = PageMessage(
             tenant_id=run.tenant_id,
             integration_id=run.integration_id,
             stream=run.stream,
+            parent_id=run.parent_id,
             run_id=run.id,
             page=run.next_page,
             token=run.next_token,
@@ -149,14 +204,17 @@ class SyncService:
     # ------------------------------------------------------------------ one page
 
     def handle_page(self, msg: PageMessage) -> None:
-        """Fetch and store one page, advance the run, enqueue the next page (or end the run)."""
+        """Fetch and store one page (or sweep one batch), advance the run, enqueue the next page or end it."""
         run = self._repos.runs.get(msg.tenant_id, msg.run_id)
+        if run is not None and run.status is RunStatus.RESYNCED and run.next_page == msg.page:
+            self._start_resync(run)  # redelivered after the run ended: make sure its resync started
+            return
         if run is None or run.status is not RunStatus.RUNNING:
             log.info("ignoring page %d of finished or unknown run %s", msg.page, msg.run_id)
             return
         if run.next_page != msg.page:
-            if run.next_page > msg.page and run.next_token is not None:  # redelivered after it was stored
-                self._send_page(run)
+            if run.next_page > msg.page and (run.next_token is not None or run.sweeping):  # redelivered after storing
+                self.send_page(run)
             else:
                 log.info("ignoring page %d of run %s, which is at page %d", msg.page, run.id, run.next_page)
             return
@@ -164,51 +222,152 @@ class SyncService:
         if integration.status is IntegrationStatus.DISCONNECTED:
             self._end_failed(run, "integration is disconnected")
             return
+        if run.sweeping:
+            self._sweep(integration, run, msg.page)
+            return
         adapter = self._adapters.adapter(integration.provider)
         ceiling = self._max_pages or adapter.spec.pagination_for(run.stream).max_pages_per_run
         if msg.page >= ceiling:
             raise FailRun(
-                f"stream {run.stream} reached {ceiling} pages in one run without a last page (the ceiling is the "
+                f"stream {run.key} reached {ceiling} pages in one run without a last page (the ceiling is the "
                 "spec's max_pages_per_run; the IHUB_MAX_PAGES_PER_RUN setting overrides it)",
                 code="page_ceiling",
             )
-        page = adapter.fetch_page(
-            self._adapters.connection(integration), run.stream, run.start_state.watermark, run.next_token
-        )
+        try:
+            page = adapter.fetch_page(
+                self._adapters.connection(integration),
+                run.stream,
+                run.start_state,
+                run.next_token,
+                parent_id=run.parent_id,
+            )
+        except ResyncRequired as exc:
+            self._resync(integration, run, exc)
+            return
         trail = run.cursors.model_copy(deep=True)
         if page.next_token is not None:
             repeated = trail.follow(page.next_token, msg.page + 1)
             if repeated is not None:
                 raise FailRun(
-                    f"pagination cycle in stream {run.stream}: page {msg.page + 1} links to the page already "
+                    f"pagination cycle in stream {run.key}: page {msg.page + 1} links to the page already "
                     f"fetched as page {repeated + 1} of this run; stopping instead of looping",
                     code="pagination_cycle",
                 )
-        counts = {"records_seen": len(page.entities), "records_skipped": len(page.skipped), "pages": 1}
-        for entity in page.entities:
-            key = COUNTERS[self._writer.upsert(integration, entity)]
-            counts[key] = counts.get(key, 0) + 1
+        counts = self._store(integration, run, page)
+        children = self._start_children(integration, run, page)
+        delete_mode = adapter.stream_spec(run.stream).deletes
+        last = page.next_token is None
+        sweeps = last and self._sweeper.applies(run, delete_mode, len(page.skipped))
+        sweep = self._sweeper.sweep(run) if sweeps else None
 
         def apply(fresh: SyncRun) -> None:
             for name, value in counts.items():
                 setattr(fresh, name, getattr(fresh, name) + value)
-            fresh.pending_state = fresh.pending_state.advanced(page.watermark)
+            fresh.children_started += children
+            fresh.pending_state = fresh.pending_state.merged(page.state)
             fresh.next_page = msg.page + 1
             fresh.next_token = page.next_token
             fresh.cursors = trail
-            if page.next_token is None:
-                fresh.status = RunStatus.SUCCEEDED
-                fresh.finished_at = utcnow()
+            if sweep is not None:  # the listing is complete: its first delete sweep batch ran above
+                fresh.records_deleted += sweep.deleted
+                fresh.sweep_after = sweep.last_id
+                fresh.sweeping = not sweep.done
+            if last and not fresh.sweeping:
+                self._succeed(fresh, delete_mode)
 
         saved = self._ledger.advance(run, msg.page, apply)
         if saved is None:
             log.info("page %d of run %s was stored by another delivery", msg.page, run.id)
             return
         self.health.recovered(integration)
-        if saved.next_token is None:
+        if saved.status is RunStatus.SUCCEEDED:
             self._after_success(integration, saved)
         else:
-            self._send_page(saved)
+            self.send_page(saved)
+
+    def _store(self, integration: Integration, run: SyncRun, page: Page) -> dict[str, int]:
+        """Write one page's entities (marked as listed when the run is a full listing); the counters."""
+        counts = {"records_seen": len(page.entities), "records_skipped": len(page.skipped), "pages": 1}
+        listing = run.id if run.full_listing else None
+        for entity in page.entities:
+            key = COUNTERS[self._writer.upsert(integration, entity, stream=run.key, listing_run=listing)]
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def _start_children(self, integration: Integration, run: SyncRun, page: Page) -> int:
+        """Start (or re-trigger) one run per child scope the page names; how many were asked for.
+
+        Done before the page is recorded as stored, with run ids derived from this run and the
+        child's key, so a redelivered page starts each child once.
+        """
+        enabled = {s.name for s in integration.streams if s.enabled}
+        started = 0
+        for scope in page.children:
+            if scope.stream not in enabled:
+                continue
+            child_id = doc_id("run", f"{run.id}/{stream_key(scope.stream, scope.parent_id)}")
+            self.start_run(integration, scope.stream, run.trigger, run_id=child_id, parent_id=scope.parent_id)
+            started += 1
+        return started
+
+    @staticmethod
+    def _succeed(run: SyncRun, delete_mode: str) -> None:
+        run.status = RunStatus.SUCCEEDED
+        run.sweeping = False
+        run.finished_at = utcnow()
+        if run.full_listing and delete_mode == "full_listing" and run.records_skipped:
+            run.note = (
+                f"deletes not applied: {run.records_skipped} records of this full listing could not be mapped, "
+                "so records it did not show may still exist"
+            )
+
+    def _sweep(self, integration: Integration, run: SyncRun, page: int) -> None:
+        """One batch of a full listing's delete sweep; the run succeeds with the last batch."""
+        batch = self._sweeper.sweep(run)
+
+        def apply(fresh: SyncRun) -> None:
+            fresh.records_deleted += batch.deleted
+            fresh.sweep_after = batch.last_id
+            fresh.next_page = page + 1
+            if batch.done:
+                self._succeed(fresh, "full_listing")
+
+        saved = self._ledger.advance(run, page, apply)
+        if saved is None:
+            return
+        if saved.status is RunStatus.SUCCEEDED:
+            self._after_success(integration, saved)
+        else:
+            self.send_page(saved)
+
+    def _resync(self, integration: Integration, run: SyncRun, error: ResyncRequired) -> None:
+        """The run's delta position is gone: end it ``resynced`` and start a full resync of its stream."""
+        if run.resyncs >= MAX_RESYNCS_IN_A_ROW:
+            raise FailRun(
+                f"stream {run.key} asked for a full resync {run.resyncs + 1} times in a row; "
+                f"stopping instead of looping: {describe(error)}",
+                code="resync_loop",
+            )
+        reason = f"full resync started: {describe(error)}"
+        closed = self._ledger.close(run.tenant_id, run.id, RunStatus.RESYNCED, reason)
+        if closed is None:
+            return
+        self._ledger.release_run(closed)
+        self.health.recovered(integration)  # the provider answered; nothing is wrong with the connection
+        self._start_resync(closed, integration)
+
+    def _start_resync(self, run: SyncRun, integration: Integration | None = None) -> None:
+        """Start the full resync that replaces resynced ``run`` (once: its id derives from the run's)."""
+        new_id = doc_id("run", f"{run.id}/resync")
+        if self._repos.runs.get(run.tenant_id, new_id) is not None:
+            return
+        integration = integration or self._repos.integrations.require(run.tenant_id, run.integration_id)
+        if integration.status not in SYNCABLE_STATUSES:
+            return
+        started = self.start_run(
+            integration, run.stream, run.trigger, run_id=new_id, parent_id=run.parent_id, resync_of=run
+        )
+        log.info("run %s of %s resynced: full resync %s", run.id, run.key, started)
 
     def _after_success(self, integration: Integration, run: SyncRun) -> None:
         rerun = self._ledger.release_run(run)
@@ -218,14 +377,16 @@ class SyncService:
                 integration_id=integration.id,
                 provider=integration.provider,
                 stream=run.stream,
+                parent_id=run.parent_id,
                 run_id=run.id,
                 records_created=run.records_created,
                 records_updated=run.records_updated,
                 records_unchanged=run.records_unchanged,
+                records_deleted=run.records_deleted,
             )
         )
         if rerun:
-            self.start_run(integration, run.stream, rerun)
+            self.start_run(integration, run.stream, rerun, parent_id=run.parent_id)
 
     def _end_failed(self, run: SyncRun, reason: str) -> SyncRun | None:
         closed = self._ledger.close(run.tenant_id, run.id, RunStatus.FAILED, reason)
@@ -332,9 +493,10 @@ class SyncService:
                 except ValueError as exc:
                     raise SkipRecord(f"stored webhook body is not JSON: {exc}", code="bad_payload") from None
             try:
-                work = self._adapters.adapter(integration.provider).webhook_work(event.event_type, payload)
+                adapter = self._adapters.adapter(integration.provider)
+                work = adapter.webhook_work(event.event_type, payload)
                 for entity in work.entities:
-                    self._writer.upsert(integration, entity)
+                    self._writer.upsert(integration, entity, new_stream=listing_stream(adapter, entity.entity_type))
             except SkipRecord as exc:
                 raise SkipRecord(
                     f"{event.event_type} event {event.delivery_id} cannot be applied: {exc}", code="bad_payload"
@@ -367,86 +529,9 @@ class SyncService:
     # ------------------------------------------------------------------ scheduler
 
     def schedule_due(self, now: datetime | None = None, *, stale_after_seconds: int = 3600) -> list[str]:
-        """Start every due stream once; resume or fail stalled runs. Returns the run ids started.
-
-        Safe when two timer runs overlap: each due slot is claimed with a conditional write of
-        the stream's schedule (one winner), and the run id is derived from the slot, so a
-        duplicate start is idempotent and a duplicate first page is dropped by the queue.
-        """
-        now = now or utcnow()
-        started: list[str] = []
-        due = self._repos.schedules.query(
-            None, [Where("next_run_at", "<=", iso(now))], order_by="next_run_at", limit=500
-        )
-        for schedule in due:
-            try:
-                run_id = self._start_scheduled(schedule, now)
-            except HubError as exc:
-                log.warning(
-                    "could not start %s/%s %s: %s",
-                    schedule.tenant_id,
-                    schedule.integration_id,
-                    schedule.stream,
-                    describe(exc),
-                )
-                continue
-            if run_id is not None:
-                started.append(run_id)
-        self.recover_stalled(now - timedelta(seconds=stale_after_seconds))
-        return started
-
-    def _start_scheduled(self, schedule: StreamSchedule, now: datetime) -> str | None:
-        integration = self._repos.integrations.get(schedule.tenant_id, schedule.integration_id)
-        stream = next((s for s in integration.streams if s.name == schedule.stream), None) if integration else None
-        if integration is None or stream is None:  # the integration or its stream is gone
-            self._repos.schedules.delete(schedule.tenant_id, schedule.id)
-            return None
-        slot = schedule.next_run_at or now
-        schedule.next_run_at = parse_schedule(stream.schedule).next_after(now)
-        schedule.updated_at = now
-        try:
-            self._repos.schedules.save(schedule)  # claims this due slot; the loser skips
-        except PreconditionFailed:
-            return None
-        if integration.status not in SYNCABLE_STATUSES or not stream.enabled:
-            return None
-        run_id = doc_id("run", f"{schedule.id}/schedule/{iso(slot)}")
-        return self.start_run(integration, stream.name, "schedule", run_id=run_id)
+        """Start every due stream once; resume or fail stalled runs (see :mod:`shared.services.scheduling`)."""
+        return self._scheduler.schedule_due(now, stale_after_seconds=stale_after_seconds)
 
     def recover_stalled(self, stale_before: datetime) -> None:
-        """Resume runs with no activity since ``stale_before``; fail those that cannot go on.
-
-        A run that never became its stream's active run (the process stopped while starting
-        it) is failed as abandoned. An active one gets its next page sent again, at most
-        ``max_resumes`` times; then it fails as stalled, and the integration says so.
-        """
-        for run in self._ledger.stale_runs(stale_before):
-            try:
-                self._recover(run, stale_before)
-            except HubError as exc:
-                log.warning("could not recover run %s: %s", run.id, describe(exc))
-
-    def _recover(self, run: SyncRun, stale_before: datetime) -> None:
-        if not self._ledger.is_active(run):
-            self._ledger.close(
-                run.tenant_id,
-                run.id,
-                RunStatus.FAILED,
-                "abandoned: the run never became its stream's active run (stopped while starting)",
-            )
-            return
-        if run.resumes >= self._max_resumes:
-            self.fail(
-                run.tenant_id,
-                run.integration_id,
-                run.stream,
-                run.id,
-                FailRun(
-                    f"stalled at page {run.next_page + 1}: no progress after {run.resumes} resumes", code="run_stalled"
-                ),
-            )
-            return
-        claimed = self._ledger.claim_resume(run, stale_before)
-        if claimed is not None:
-            log.warning("resuming stalled run %s at page %d (resume %d)", run.id, claimed.next_page, claimed.resumes)
-            self._send_page(claimed, suffix=f"~resume{claimed.resumes}")
+        """Resume runs with no activity since ``stale_before``; fail those that cannot go on."""
+        self._scheduler.recover_stalled(stale_before)
