@@ -96,8 +96,8 @@ def render_admin_page(hub: Hub, tenant: str, params: Mapping[str, str], request_
         runs = hub.admin.list_runs(tenant, integ.id, RUNS_SHOWN)
         active = active or any(r.status.value == "running" for r in runs)
         run_text = "<br>".join(
-            f"{_e(r.stream)} {_e(r.trigger)} <span class='{_e(r.status.value)}'>{_e(r.status.value)}</span> "
-            f"pages={r.pages} +{r.records_created} ~{r.records_updated} ={r.records_unchanged}"
+            f"{_e(r.key)} {_e(r.trigger)} <span class='{_e(r.status.value)}'>{_e(r.status.value)}</span> "
+            f"pages={r.pages} +{r.records_created} ~{r.records_updated} ={r.records_unchanged} -{r.records_deleted}"
             + (f" <small>{_e(r.error)}</small>" if r.error else "")
             for r in runs
         )

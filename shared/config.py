@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     container_dead_letters: str = Field("dead_letters", validation_alias=_env("COSMOS_CONTAINER_DEAD_LETTERS"))
     container_schedules: str = Field("schedules", validation_alias=_env("COSMOS_CONTAINER_SCHEDULES"))
     container_id_claims: str = Field("id_claims", validation_alias=_env("COSMOS_CONTAINER_ID_CLAIMS"))
+    container_push_receipts: str = Field("push_receipts", validation_alias=_env("COSMOS_CONTAINER_PUSH_RECEIPTS"))
     """Integration-id claims: one fixed partition, written create-if-absent (ids unique across tenants)."""
 
     # --- Key Vault -----------------------------------------------------------------------
@@ -141,6 +142,7 @@ class Settings(BaseSettings):
             "webhook_events": self.container_webhook_events,
             "dead_letters": self.container_dead_letters,
             "schedules": self.container_schedules,
+            "push_receipts": self.container_push_receipts,
         }
 
     def require(self, field: str, why: str) -> str:

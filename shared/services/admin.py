@@ -6,9 +6,9 @@ integration is simply not found.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.domain import (
     ID_PATTERN,
@@ -65,17 +65,31 @@ class SyncRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     stream: str | None = None
+    full_resync: bool = False
 
 
 class ChangeRequest(BaseModel):
-    """Body of ``POST manage/integrations/{id}/changes``: a local change to push out."""
+    """Body of ``POST manage/integrations/{id}/changes``: a local change to push out.
+
+    ``operation`` defaults to ``update``; a ``create`` needs no ``external_id`` (the provider
+    names the new record), an ``update``/``delete`` does; a ``delete`` needs no ``changes``.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
+    operation: Literal["create", "update", "delete"] = "update"
     entity_type: str = Field(min_length=1)
-    external_id: str = Field(min_length=1)
-    changes: dict[str, Any] = Field(min_length=1)
+    external_id: str = Field("", max_length=512)
+    changes: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str | None = Field(None, min_length=8, max_length=128)
+
+    @model_validator(mode="after")
+    def _complete(self) -> ChangeRequest:
+        if self.operation != "create" and not self.external_id:
+            raise ValueError(f"external_id: an {self.operation} names the stored record it changes")
+        if self.operation != "delete" and not self.changes:
+            raise ValueError(f"changes: an {self.operation} needs at least one field")
+        return self
 
 
 class AdminService:
@@ -192,13 +206,18 @@ class AdminService:
         return saved
 
     def trigger_sync(self, tenant_id: str, integration_id: str, body: Any) -> list[str]:
-        """Start a manual run of one stream (or all enabled streams); returns run ids."""
+        """Start a manual run of one stream (or all enabled streams); returns run ids.
+
+        ``{"full_resync": true}`` makes it a full listing (deletes found by comparison).
+        """
         req = SyncRequest.model_validate(body or {})
         integration = self.get_integration(tenant_id, integration_id)
         if integration.status not in SYNCABLE_STATUSES:
             raise Conflict(f"integration {integration_id} is {integration.status.value}; set a credential first")
-        names = [req.stream] if req.stream else [s.name for s in integration.streams if s.enabled]
-        return [self._sync.start_run(integration, name, "manual") for name in names]
+        specs = self._adapters.adapter(integration.provider).spec.streams
+        top = [s.name for s in integration.streams if s.enabled and not (s.name in specs and specs[s.name].parent)]
+        names = [req.stream] if req.stream else top  # child streams run from their parent's pages
+        return [self._sync.start_run(integration, name, "manual", full_resync=req.full_resync) for name in names]
 
     def queue_change(self, tenant_id: str, integration_id: str, body: Any) -> str:
         """Queue a local change for the SyncOutboundWorker; returns its idempotency key."""
@@ -208,6 +227,7 @@ class AdminService:
         msg = OutboundMessage(
             tenant_id=tenant_id,
             integration_id=integration_id,
+            operation=req.operation,
             entity_type=req.entity_type,
             external_id=req.external_id,
             changes=req.changes,
@@ -240,11 +260,13 @@ class AdminService:
         )
 
     def stats(self, tenant_id: str, integration_id: str) -> dict[str, int]:
-        """Counts for one integration: records, runs, webhook events and its dead letters."""
+        """Counts for one integration: live and deleted records, runs, webhook events and its dead letters."""
         self.get_integration(tenant_id, integration_id)
         where = [Where("integration_id", "=", integration_id)]
+        deleted = self._repos.records.count(tenant_id, [*where, Where("deleted", "=", True)])
         return {
-            "records": self._repos.records.count(tenant_id, where),
+            "records": self._repos.records.count(tenant_id, where) - deleted,  # live ones
+            "records_deleted": deleted,
             "runs": self._repos.runs.count(tenant_id, where),
             "webhook_events": self._repos.webhook_events.count(tenant_id, where),
             "dead_letters": self._repos.dead_letters.count(tenant_id, where),

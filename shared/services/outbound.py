@@ -4,6 +4,13 @@ Storing the provider's answer under the record's content hash is the echo suppre
 when the provider's webhook for our own change arrives, its content hashes the same and the
 record is left unchanged.
 
+A pushed change reaches the provider once, however often its message is delivered: the
+adapter sends the change's idempotency key (as a header where the provider honours one),
+and once the provider has applied it the hub writes a :class:`~shared.domain.PushReceipt`
+keyed by the key; a redelivered message finds the receipt and is done. (A crash between
+the provider's answer and the receipt is covered by the provider's own idempotency where it
+has one; the receipt covers every provider for every later delivery.)
+
 A change the hub cannot apply (an unknown record or entity type) or the provider refuses
 for that one item is a per-item problem (:class:`~shared.errors.SkipRecord`): it is dead-
 lettered with its reason and the integration's status is left alone. A rejected credential,
@@ -12,13 +19,20 @@ a rate limit and transient failures are the connection's and are reported as suc
 
 from __future__ import annotations
 
-from shared.domain import StoredRecord
+import logging
+from typing import Any
+
+from adapters.base.adapter import Adapter, Entity
+from shared.domain import Integration, PushReceipt, StoredRecord
 from shared.errors import FailRun, SkipRecord
 from shared.messages import OutboundMessage
+from shared.ports.documents import DocumentExists
 from shared.services.connections import AdapterHub
 from shared.services.records import RecordWriter
 from shared.services.repositories import Repositories
 from shared.services.status import IntegrationHealth
+
+log = logging.getLogger("ihub.outbound")
 
 
 class OutboundService:
@@ -31,26 +45,80 @@ class OutboundService:
         self._health = IntegrationHealth(repos.integrations)
 
     def handle(self, msg: OutboundMessage) -> None:
-        """Push ``msg``'s change and store the provider's new version of the record."""
+        """Push ``msg``'s change (once) and store the provider's new version of the record."""
         integration = self._repos.integrations.require(msg.tenant_id, msg.integration_id)
+        receipt_id = PushReceipt.key(integration.id, msg.idempotency_key)
+        if self._repos.push_receipts.get(integration.tenant_id, receipt_id) is not None:
+            log.info("change %s was already applied; not pushing it again", msg.idempotency_key)
+            return
         adapter = self._adapters.adapter(integration.provider)
-        stream = next((name for name, s in adapter.spec.streams.items() if s.entity_type == msg.entity_type), None)
+        stream = _push_stream(adapter, msg.entity_type)
         if stream is None:
             raise SkipRecord(
                 f"{integration.provider} has no stream of entity type {msg.entity_type!r}", code="unknown_entity_type"
             )
-        rec_id = StoredRecord.make_id(integration.tenant_id, integration.id, msg.entity_type, msg.external_id)
-        record = self._repos.records.get(integration.tenant_id, rec_id)
-        if record is None:
-            raise SkipRecord(f"no stored {msg.entity_type} {msg.external_id} to change", code="unknown_record")
+        record = self._stored(integration, msg)
         conn = self._adapters.connection(integration)
         try:
-            entities = adapter.push(conn, stream, record.data, msg.changes, msg.idempotency_key)
+            result = adapter.push(
+                conn, stream, msg.operation, record.data if record else {}, msg.changes, msg.idempotency_key
+            )
         except FailRun as exc:
             raise SkipRecord(
-                f"change {msg.idempotency_key} to {msg.entity_type} {msg.external_id} was refused: {exc}",
+                f"{msg.operation} {msg.idempotency_key} of {msg.entity_type} {msg.external_id} was refused: {exc}",
                 code=exc.code if exc.code != FailRun.code else "change_refused",
             ) from None
-        for entity in entities:
-            self._writer.upsert(integration, entity)
+        external_id = result.external_id or msg.external_id
+        entities = result.entities if result.entities and msg.operation != "delete" else []
+        for entity in entities or self._answer_entities(msg, record, external_id):
+            version = result.version if entity.external_id == external_id else None
+            self._writer.upsert(integration, entity, version=version, new_stream=stream)
+        try:
+            self._repos.push_receipts.insert(
+                PushReceipt(
+                    id=receipt_id,
+                    tenant_id=integration.tenant_id,
+                    integration_id=integration.id,
+                    idempotency_key=msg.idempotency_key,
+                    operation=msg.operation,
+                    entity_type=msg.entity_type,
+                    external_id=external_id,
+                    version=result.version,
+                )
+            )
+        except DocumentExists:
+            pass  # a concurrent delivery applied it too (the provider's idempotency key made it one change)
         self._health.recovered(integration)
+
+    def _stored(self, integration: Integration, msg: OutboundMessage) -> StoredRecord | None:
+        """The record the change is to (None for a create); SkipRecord when an update/delete names none."""
+        if not msg.external_id:
+            if msg.operation != "create":
+                raise SkipRecord(f"an {msg.operation} needs the external_id of a stored record", code="unknown_record")
+            return None
+        rec_id = StoredRecord.make_id(integration.tenant_id, integration.id, msg.entity_type, msg.external_id)
+        record = self._repos.records.get(integration.tenant_id, rec_id)
+        if record is None and msg.operation != "create":
+            raise SkipRecord(f"no stored {msg.entity_type} {msg.external_id} to change", code="unknown_record")
+        return record
+
+    @staticmethod
+    def _answer_entities(msg: OutboundMessage, record: StoredRecord | None, external_id: str) -> list[Entity]:
+        """What to store when the provider's answer carries no record: the change applied locally."""
+        if not external_id:
+            return []
+        if msg.operation == "delete":
+            data: dict[str, Any] = record.data if record is not None else {}
+            return [Entity(msg.entity_type, external_id, data, deleted=True)]
+        base: dict[str, Any] = dict(record.data) if record is not None else {}
+        return [Entity(msg.entity_type, external_id, {**base, **msg.changes})]
+
+
+def _push_stream(adapter: Adapter, entity_type: str) -> str | None:
+    """The stream that accepts changes to ``entity_type`` (one with a push spec first)."""
+    candidates = [name for name, spec in adapter.spec.streams.items() if spec.entity_type == entity_type]
+    for name in candidates:
+        spec = adapter.spec.streams[name]
+        if spec.push is not None or spec.push_path is not None:
+            return name
+    return candidates[0] if candidates else None
