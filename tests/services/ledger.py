@@ -47,6 +47,7 @@ class LedgerSandbox(SandboxServer):
         self.collections: dict[str, dict[str, dict[str, Any]]] = {"items": {}, "notes": {}}
         self.channels: dict[str, dict[str, dict[str, Any]]] = {}
         self.expired_below = 0
+        self.always_gone = False
         self.faults: list[tuple[str, int]] = []
         self.pushes: dict[str, int] = {}
         self.list_requests = 0
@@ -100,6 +101,8 @@ class LedgerSandbox(SandboxServer):
         self.list_requests += 1
         if (fault := self._fault(request)) is not None:
             return fault
+        if self.always_gone:
+            return json_response(410, {"error": "listing position gone, whatever you send"})
         coll = request.params["coll"]
         offset = int(request.query.get("cursor") or 0)
         with self.lock:

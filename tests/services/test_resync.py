@@ -67,3 +67,22 @@ def test_a_redelivered_page_of_a_resynced_run_starts_the_resync_once(lhub: Any, 
     assert lhub.repos.runs.get(TENANT, run_id).status is RunStatus.RESYNCED
     assert lhub.repos.runs.count(TENANT, [Where("resync_of", "=", run_id)]) == 1
     assert lhub.repos.runs.count(TENANT, [Where("status", "=", "succeeded")]) == 2
+
+
+def test_a_provider_that_keeps_answering_gone_fails_the_stream_instead_of_looping(
+    lhub: Any, ledger: LedgerSandbox
+) -> None:
+    ledger.seed("items", 2)
+    connect(lhub)
+    ledger.always_gone = True
+    first = sync(lhub, "items")
+
+    runs = lhub.admin.list_runs(TENANT, "led-1")
+    assert first.status is RunStatus.RESYNCED
+    assert sorted(r.status.value for r in runs) == ["failed", "resynced", "resynced", "resynced"]
+    [failed] = [r for r in runs if r.status is RunStatus.FAILED]
+    assert failed.resyncs == 3 and "resync_loop" in (failed.error or "")
+    integration = lhub.admin.get_integration(TENANT, "led-1")
+    assert integration.status == "error" and "resync_loop" in (integration.status_reason or "")
+    [dead] = lhub.admin.list_dead_letters(TENANT)
+    assert dead.reason == "resync_loop"
