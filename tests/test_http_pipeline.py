@@ -605,3 +605,86 @@ def test_github_503_with_absurd_retry_after_is_retry_later(value: str) -> None:
         adapter.close()
     at = info.value.retry_at
     assert at is None or at <= datetime.now(UTC) + timedelta(seconds=900)
+
+
+# ---------------------------------------------------------------------------------------- buckets and backoff
+
+
+def test_rate_limit_blocks_apply_per_bucket_not_per_connection() -> None:
+    """Issue 7: a Slack tier-3 429 must not stop tier-2 calls of the same workspace."""
+    clock = Clock(FROZEN.timestamp())
+    state = RateLimitState(clock)
+    transport = Transport(httpx.Response(429, headers={"Retry-After": "30"}), httpx.Response(200))
+    pipe = pipeline(transport, RateLimitPolicy(state, observe, clock=clock), retry([]))
+    tier3 = RequestContext(provider="example", connection_key="t:i", bucket="t:i:tier3")
+    with pytest.raises(RateLimited):
+        send(pipe, tier3)
+    assert state.blocked_until("t:i:tier3") is not None
+    with pytest.raises(RateLimited):  # the same bucket is blocked without sending
+        send(pipe, RequestContext(provider="example", connection_key="t:other", bucket="t:i:tier3"))
+    assert send(pipe, RequestContext(provider="example", connection_key="t:i", bucket="t:i:tier2")).status_code == 200
+    assert len(transport.requests) == 2
+
+
+def limited_without_time(response: httpx.Response) -> HubError | None:
+    """A classifier for an answer that names no time (Google 403 userRateLimitExceeded)."""
+    if response.status_code == 403:
+        return RateLimited("user rate limit", retry_at=None)
+    return None
+
+
+def test_exponential_backoff_retries_small_waits_in_place_then_reschedules() -> None:
+    clock = Clock(FROZEN.timestamp())
+    sleeps: list[float] = []
+    transport = Transport(httpx.Response(403))
+    backoff = RetryPolicy(
+        limited_without_time,
+        max_attempts=10,
+        backoff_base=1.0,
+        max_inline_wait=4.0,
+        max_backoff=64.0,
+        sleep=sleeps.append,
+        clock=clock,
+    )
+    state = RateLimitState(clock)
+    pipe = pipeline(transport, RateLimitPolicy(state, observe, clock=clock), backoff)
+    with pytest.raises(RateLimited) as info:
+        send(pipe)
+    assert sleeps == [1.0, 2.0, 4.0]  # slept in place while the wait stayed within max_inline_wait
+    assert info.value.retry_at == datetime.fromtimestamp(clock.now + 8.0, UTC)  # then rescheduled, never slept
+    assert len(transport.requests) == 4
+    assert state.strikes("example:tenant:integration") == 1
+
+
+def test_exponential_backoff_grows_across_messages_truncates_and_resets_on_success() -> None:
+    clock = Clock(FROZEN.timestamp())
+    state = RateLimitState(clock)
+    transport = Transport(httpx.Response(403))
+    policy = RetryPolicy(
+        limited_without_time, max_attempts=1, backoff_base=1.0, max_inline_wait=0.0, max_backoff=10.0, clock=clock
+    )
+    pipe = pipeline(transport, RateLimitPolicy(state, observe, clock=clock), policy)
+    waits = []
+    for _ in range(6):
+        with pytest.raises(RateLimited) as info:
+            send(pipe)
+        assert info.value.retry_at is not None
+        waits.append(info.value.retry_at.timestamp() - clock.now)
+        clock.now = info.value.retry_at.timestamp()  # the rescheduled message comes back then
+    assert waits == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    transport.answers = [httpx.Response(200)]
+    assert send(pipe).status_code == 200
+    assert state.strikes("example:tenant:integration") == 0
+    transport.answers = [httpx.Response(403)]
+    with pytest.raises(RateLimited) as info:
+        send(pipe)
+    assert info.value.retry_at == datetime.fromtimestamp(clock.now + 1.0, UTC)
+
+
+def test_rate_limited_with_a_time_is_never_backed_off_or_slept() -> None:
+    sleeps: list[float] = []
+    transport = Transport(httpx.Response(429, headers={"Retry-After": "1"}))
+    pipe = pipeline(transport, retry(sleeps, max_attempts=5))
+    with pytest.raises(RateLimited):
+        send(pipe)
+    assert sleeps == [] and len(transport.requests) == 1

@@ -225,7 +225,10 @@ class ErrorClassifier:
             return RateLimited(message, retry_at=self._limited_until(response, errors))
         if action == "retry":
             at = retry_at_from_headers(
-                response, retry_after_header=self._rate.retry_after_header, max_wait_seconds=self._max_wait
+                response,
+                retry_after_header=self._rate.retry_after_header,
+                now=self._clock(),
+                max_wait_seconds=self._max_wait,
             )
             return RetryLater(message, retry_at=at)
         if action == "reauth":
