@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Self, cast
 
 import httpx
 
@@ -479,7 +479,14 @@ class Adapter(webhooks.WebhookHooks):
         return HealthResult(True, "ok")
 
     def close(self) -> None:
+        """Close the HTTP client."""
         self._pipeline.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def _token_at(body: Any, path: str) -> str | None:

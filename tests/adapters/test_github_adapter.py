@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from adapters.base.adapter import Connection, Entity, Page
 from adapters.providers.github import GitHubAdapter
 from sandbox.github import GitHubSandbox
+from shared.domain import IncrementalState
 from shared.errors import FailRun, RateLimited, ReauthRequired, RetryLater
 
 TOKEN = "gh-adapter-test-token"
@@ -47,7 +48,7 @@ def fetch_all(adapter: GitHubAdapter, conn: Connection, watermark: str | None = 
     pages: list[Page] = []
     token: str | None = None
     while True:
-        page = adapter.fetch_page(conn, "issues", watermark, token)
+        page = adapter.fetch_page(conn, "issues", IncrementalState(watermark=watermark), token)
         pages.append(page)
         token = page.next_token
         if token is None:
@@ -126,26 +127,27 @@ def test_no_changes_since_watermark_gives_at_most_the_boundary_issue(
 ) -> None:
     conn = connect(sandbox)
     watermark = fetch_all(adapter, conn)[-1].watermark
-    page = adapter.fetch_page(conn, "issues", watermark, None)
+    page = adapter.fetch_page(conn, "issues", IncrementalState(watermark=watermark), None)
     assert len(page.entities) <= 1 and page.next_token is None
+    assert page.state == IncrementalState(watermark=watermark)  # nothing newer: the state stays
 
 
 # ---------------------------------------------------------------------------------------- auth & errors
 
 
 def test_bearer_token_is_sent(sandbox: GitHubSandbox, adapter: GitHubAdapter) -> None:
-    assert len(adapter.fetch_page(connect(sandbox), "issues", None, None).entities) == 5
+    assert len(adapter.fetch_page(connect(sandbox), "issues", IncrementalState(), None).entities) == 5
 
 
 def test_wrong_token_is_reauth_required_without_retry(sandbox: GitHubSandbox, adapter: GitHubAdapter) -> None:
     with pytest.raises(ReauthRequired, match="401"):
-        adapter.fetch_page(connect(sandbox, token="wrong"), "issues", None, None)
+        adapter.fetch_page(connect(sandbox, token="wrong"), "issues", IncrementalState(), None)
     assert [status for _, _, status in sandbox.request_log] == [401]
 
 
 def test_missing_credential_is_reauth_required_without_request(sandbox: GitHubSandbox, adapter: GitHubAdapter) -> None:
     with pytest.raises(ReauthRequired):
-        adapter.fetch_page(connect(sandbox, token=None), "issues", None, None)
+        adapter.fetch_page(connect(sandbox, token=None), "issues", IncrementalState(), None)
     assert sandbox.request_count == 0
 
 
@@ -153,7 +155,7 @@ def test_primary_rate_limit_is_rate_limited_until_reset(sandbox: GitHubSandbox, 
     sandbox.exhaust_rate_limit(reset_in_seconds=120)
     started = time.monotonic()
     with pytest.raises(RateLimited) as info:
-        adapter.fetch_page(connect(sandbox), "issues", None, None)
+        adapter.fetch_page(connect(sandbox), "issues", IncrementalState(), None)
     assert time.monotonic() - started < 2  # no sleeping for a rate limit
     assert [status for _, _, status in sandbox.request_log] == [403]
     assert info.value.retry_at == datetime.fromtimestamp(sandbox.quota.info()["reset"], UTC)
@@ -165,7 +167,7 @@ def test_primary_rate_limit_blocks_later_calls_without_requests(sandbox: GitHubS
     conn = connect(sandbox)
     for _ in range(2):
         with pytest.raises(RateLimited):
-            adapter.fetch_page(conn, "issues", None, None)
+            adapter.fetch_page(conn, "issues", IncrementalState(), None)
     assert sandbox.request_count == 1
 
 
@@ -174,9 +176,11 @@ def test_last_request_of_the_budget_blocks_the_connection() -> None:
         gh = GitHubAdapter(timeout=10.0)
         try:
             conn = connect(sb)
-            assert len(gh.fetch_page(conn, "issues", None, None).entities) == 3  # remaining: 0 after this one
+            assert (
+                len(gh.fetch_page(conn, "issues", IncrementalState(), None).entities) == 3
+            )  # remaining: 0 after this one
             with pytest.raises(RateLimited) as info:
-                gh.fetch_page(conn, "issues", None, None)
+                gh.fetch_page(conn, "issues", IncrementalState(), None)
         finally:
             gh.close()
         assert sb.request_count == 1  # the second call never left the process
@@ -186,7 +190,7 @@ def test_last_request_of_the_budget_blocks_the_connection() -> None:
 def test_secondary_limit_429_is_rate_limited_for_retry_after(sandbox: GitHubSandbox, adapter: GitHubAdapter) -> None:
     sandbox.secondary_limit(retry_after_seconds=30, times=1)
     with pytest.raises(RateLimited) as info:
-        adapter.fetch_page(connect(sandbox), "issues", None, None)
+        adapter.fetch_page(connect(sandbox), "issues", IncrementalState(), None)
     assert [status for _, _, status in sandbox.request_log] == [429]
     assert info.value.retry_at is not None
     assert (info.value.retry_at - datetime.now(UTC)).total_seconds() == pytest.approx(30, abs=2)
@@ -195,14 +199,14 @@ def test_secondary_limit_429_is_rate_limited_for_retry_after(sandbox: GitHubSand
 def test_forbidden_without_rate_limit_signs_is_reauth(sandbox: GitHubSandbox, adapter: GitHubAdapter) -> None:
     sandbox.fail_next(403)
     with pytest.raises(ReauthRequired) as info:
-        adapter.fetch_page(connect(sandbox), "issues", None, None)
+        adapter.fetch_page(connect(sandbox), "issues", IncrementalState(), None)
     assert info.value.code == "forbidden"
     assert sandbox.request_count == 1
 
 
 def test_one_500_is_retried_in_place(sandbox: GitHubSandbox, adapter: GitHubAdapter) -> None:
     sandbox.fail_next(500, times=1)
-    page = adapter.fetch_page(connect(sandbox), "issues", None, None)
+    page = adapter.fetch_page(connect(sandbox), "issues", IncrementalState(), None)
     assert len(page.entities) == 5
     assert [status for _, _, status in sandbox.request_log] == [500, 200]
 
@@ -210,14 +214,14 @@ def test_one_500_is_retried_in_place(sandbox: GitHubSandbox, adapter: GitHubAdap
 def test_three_500s_are_retry_later(sandbox: GitHubSandbox, adapter: GitHubAdapter) -> None:
     sandbox.fail_next(500, times=3)
     with pytest.raises(RetryLater) as info:
-        adapter.fetch_page(connect(sandbox), "issues", None, None)
+        adapter.fetch_page(connect(sandbox), "issues", IncrementalState(), None)
     assert not isinstance(info.value, RateLimited)
     assert [status for _, _, status in sandbox.request_log] == [500, 500, 500]
 
 
 def test_unknown_repo_is_fail_run(sandbox: GitHubSandbox, adapter: GitHubAdapter) -> None:
     with pytest.raises(FailRun) as info:
-        adapter.fetch_page(connect(sandbox, repo="no-such-repo"), "issues", None, None)
+        adapter.fetch_page(connect(sandbox, repo="no-such-repo"), "issues", IncrementalState(), None)
     assert info.value.code == "http_404"
     assert "Not Found" in str(info.value)
     assert sandbox.request_count == 1
@@ -226,7 +230,7 @@ def test_unknown_repo_is_fail_run(sandbox: GitHubSandbox, adapter: GitHubAdapter
 def test_missing_config_is_fail_run_without_request(sandbox: GitHubSandbox, adapter: GitHubAdapter) -> None:
     conn = Connection("tenant-a", "gh-1", sandbox.base_url, SecretStr(TOKEN), {"owner": sandbox.owner})
     with pytest.raises(FailRun, match="repo"):
-        adapter.fetch_page(conn, "issues", None, None)
+        adapter.fetch_page(conn, "issues", IncrementalState(), None)
     assert sandbox.request_count == 0
 
 
@@ -314,8 +318,11 @@ def test_webhook_work_other_events_ask_for_an_issues_sync(adapter: GitHubAdapter
 
 def test_push_patches_the_issue_and_returns_the_mapped_entity(sandbox: GitHubSandbox, adapter: GitHubAdapter) -> None:
     record = sandbox.issues[2]
-    result = adapter.push(connect(sandbox), "issues", record, {"title": "Renamed", "state": "closed"}, "idem-1")
-    (entity,) = result
+    result = adapter.push(
+        connect(sandbox), "issues", "update", record, {"title": "Renamed", "state": "closed"}, "idem-1"
+    )
+    (entity,) = result.entities
+    assert result.external_id == str(record["id"]) and result.version == entity.updated_at
     assert entity.entity_type == "issue"
     assert entity.external_id == str(record["id"])
     assert entity.data["title"] == "Renamed" and entity.data["state"] == "closed"
@@ -327,5 +334,18 @@ def test_push_patches_the_issue_and_returns_the_mapped_entity(sandbox: GitHubSan
 
 def test_push_without_the_record_number_is_fail_run(sandbox: GitHubSandbox, adapter: GitHubAdapter) -> None:
     with pytest.raises(FailRun, match="number"):
-        adapter.push(connect(sandbox), "issues", {"id": 1}, {"title": "x"}, "idem-2")
+        adapter.push(connect(sandbox), "issues", "update", {"id": 1}, {"title": "x"}, "idem-2")
     assert sandbox.request_count == 0
+
+
+@pytest.mark.parametrize("operation", ["create", "delete"])
+def test_issues_accept_only_updates(sandbox: GitHubSandbox, adapter: GitHubAdapter, operation: str) -> None:
+    with pytest.raises(FailRun, match="accepts update") as info:
+        adapter.push(connect(sandbox), "issues", operation, sandbox.issues[0], {"title": "x"}, "idem-3")  # type: ignore[arg-type]
+    assert info.value.code == "push_unsupported" and sandbox.request_count == 0
+
+
+def test_the_issues_spec_keeps_github_behaviour() -> None:
+    spec = GitHubAdapter.spec.streams["issues"]
+    assert spec.deletes == "full_listing" and spec.parent is None and spec.method == "GET"
+    assert GitHubAdapter.spec.rate_limit.bucket_key == "{connection}"
