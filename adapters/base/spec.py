@@ -309,4 +309,13 @@ class ProviderSpec(_Spec):
                     raise ValueError(f"stream {name!r}: {field} {other!r} is not a stream of {self.name}")
             if stream.parent == name:
                 raise ValueError(f"stream {name!r} cannot be its own parent")
+            if stream.deletes == "endpoint" and stream.deleted_stream is None:
+                raise ValueError(f"stream {name!r}: deletes='endpoint' needs deleted_stream")
+            if stream.deleted_stream is not None:
+                companion = self.streams[stream.deleted_stream]
+                if companion.entity_type != stream.entity_type:
+                    raise ValueError(
+                        f"stream {name!r}: deleted_stream {stream.deleted_stream!r} lists {companion.entity_type!r}, "
+                        f"not {stream.entity_type!r}"
+                    )
         return self

@@ -10,7 +10,10 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from adapters.base.adapter import Adapter, Connection, Page
@@ -28,7 +31,7 @@ from adapters.base.spec import (
 from adapters.providers.github import GitHubAdapter
 from sandbox.server import Request, Response, SandboxServer, json_response
 from shared.domain import IncrementalState, Integration
-from shared.errors import FailRun, InvalidInput, RateLimited, ReauthRequired, ResyncRequired
+from shared.errors import FailRun, HubError, InvalidInput, RateLimited, ReauthRequired, ResyncRequired
 from shared.http import RateLimitState
 from shared.ports.secrets import SecretStore
 from shared.services.connections import AdapterHub
@@ -367,6 +370,13 @@ def test_spec_refuses_a_parent_or_deleted_stream_that_does_not_exist() -> None:
     with pytest.raises(ValueError, match="deleted_stream"):
         ProviderSpec(name="x", display_name="X", base_url="https://x", streams={
             "a": StreamSpec(path="/a", entity_type="a", deleted_stream="ghost")})  # fmt: skip
+    with pytest.raises(ValueError, match="needs deleted_stream"):
+        ProviderSpec(name="x", display_name="X", base_url="https://x", streams={
+            "a": StreamSpec(path="/a", entity_type="a", deletes="endpoint")})  # fmt: skip
+    with pytest.raises(ValueError, match="lists 'b', not 'a'"):
+        ProviderSpec(name="x", display_name="X", base_url="https://x", streams={
+            "a": StreamSpec(path="/a", entity_type="a", deletes="endpoint", deleted_stream="gone"),
+            "gone": StreamSpec(path="/g", entity_type="b")})  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------- limits and errors
@@ -518,3 +528,38 @@ def test_github_enterprise_base_url_from_config_reaches_the_server() -> None:
     finally:
         hub.close()
         sandbox.stop()
+
+
+# ---------------------------------------------------------------------------------------- outside pages
+
+PAGE_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(
+        st.sampled_from(["results", "items", "changes", "channels", "messages", "records", "deletedRecords", "id",
+                         "ts", "fileId", "Id", "removed", "status", "nextPageToken", "nextSyncToken",
+                         "newStartPageToken", "has_more", "next_cursor", "ok", "error", "edited"]),
+        inner,
+        max_size=6,
+    ),
+    max_leaves=30,
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=PAGE_JSON, stream=st.sampled_from(sorted(SPEC.streams)), status=st.sampled_from([200, 400, 410, 429]))
+def test_any_page_an_api_sends_gives_a_page_or_a_hub_error(body: Any, stream: str, status: int) -> None:
+    transport = httpx.MockTransport(lambda _r: httpx.Response(status, json=body))
+    with AcmeAdapter(transport=transport, rate_limits=RateLimitState()) as acme:
+        conn = Connection(
+            "t", "i", "https://api.acme.invalid", SecretStr(TOKEN), {"database_id": "d", "calendar_id": "c"}
+        )
+        state = IncrementalState(watermark="w", sync_token="s", start_page_token="p")
+        try:
+            page = acme.fetch_page(conn, stream, state, None, parent_id="P" if SPEC.streams[stream].parent else None)
+        except HubError:
+            return
+    assert status == 200
+    assert all(isinstance(e.external_id, str) for e in page.entities)
+    assert page.next_token is None or isinstance(page.next_token, str)
+    assert page.state.watermark is not None and page.state.watermark >= "w"
