@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, ClassVar, Self, cast
+from typing import Any, ClassVar, Self
 
 import httpx
 
@@ -68,13 +68,6 @@ __all__ = [
 ]
 
 _STREAM_EXTENSION = "ihub.stream"
-
-
-def as_state(state: IncrementalState | str | None) -> IncrementalState:
-    """``state`` as an IncrementalState (transition: a bare watermark string or None is wrapped)."""
-    if isinstance(state, IncrementalState):
-        return state
-    return IncrementalState(watermark=state)
 
 
 class Adapter(webhooks.WebhookHooks):
@@ -206,7 +199,7 @@ class Adapter(webhooks.WebhookHooks):
         self,
         conn: Connection,
         stream: str,
-        state: IncrementalState | str | None,
+        state: IncrementalState | None,
         token: str | None,
         *,
         parent_id: str | None = None,
@@ -216,8 +209,7 @@ class Adapter(webhooks.WebhookHooks):
         Args:
             conn: The connection.
             stream: The stream's name.
-            state: The run's start state (an empty state or ``full_resync`` = a full listing).
-                A bare watermark string or None is accepted during the transition.
+            state: The run's start state (None, an empty state or ``full_resync`` = a full listing).
             token: The page token; None = the run's first page.
             parent_id: The parent record of a child stream's run.
 
@@ -227,7 +219,7 @@ class Adapter(webhooks.WebhookHooks):
         Raises:
             ResyncRequired, RateLimited, RetryLater, ReauthRequired, FailRun: as classified.
         """
-        start = as_state(state)
+        start = state if state is not None else IncrementalState()
         spec = self.stream_spec(stream)
         if spec.parent and parent_id is None:
             raise FailRun(f"{self.spec.name} stream {stream!r} runs once per {spec.parent!r} record: parent_id missing")
@@ -416,36 +408,31 @@ class Adapter(webhooks.WebhookHooks):
         self,
         conn: Connection,
         stream: str,
-        operation: PushOperation | Mapping[str, Any],
+        operation: PushOperation,
         record: Mapping[str, Any],
-        changes: Mapping[str, Any] | str,
-        idempotency_key: str | None = None,
+        changes: Mapping[str, Any],
+        idempotency_key: str,
     ) -> PushResult:
         """Send a local change to the provider.
 
         Args:
             conn: The connection.
             stream: The stream whose record changes.
-            operation: ``create``, ``update`` or ``delete`` (transition: the old positional form
-                ``push(conn, stream, record, changes, key)`` is an update).
+            operation: ``create``, ``update`` or ``delete``.
             record: The stored record (``{}`` for a create); path placeholders read it.
             changes: The fields to write.
             idempotency_key: Sent in the spec's ``idempotency_header`` when the provider has one.
 
         Returns:
             The provider's id and version of the record, and the record mapped for storage.
+
+        Raises:
+            FailRun: The stream does not accept this operation, or the request cannot be built.
         """
-        op_name: PushOperation
-        if isinstance(operation, str):
-            op_name = operation
-        else:  # old form: (record, changes, key)
-            op_name, record, changes, idempotency_key = "update", operation, record, cast(str, changes)
-        if isinstance(changes, str) or idempotency_key is None:
-            raise TypeError("push(conn, stream, operation, record, changes, idempotency_key)")
-        request = self.push_request(conn, stream, op_name, record, changes, idempotency_key)
+        request = self.push_request(conn, stream, operation, record, changes, idempotency_key)
         response = self.send_request(conn, request, stream=stream)
         body = self.decode(response) if response.content.strip() else None
-        return self.push_result(stream, op_name, record, body)
+        return self.push_result(stream, operation, record, body)
 
     def push_request(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,7 +71,7 @@ class Page:
 
     @property
     def watermark(self) -> str | None:
-        """The candidate state's watermark (transition: callers that still read a string)."""
+        """The candidate state's watermark (``state.watermark``)."""
         return self.state.watermark
 
 
@@ -88,10 +88,6 @@ class PushResult:
     external_id: str
     version: str | None
     entities: list[Entity] = field(default_factory=list)
-
-    def __iter__(self) -> Iterator[Entity]:
-        """The entities (transition: callers of the old ``push`` iterated a list of entities)."""
-        return iter(self.entities)
 
 
 @dataclass(frozen=True)

@@ -235,13 +235,11 @@ def test_post_query_carries_cursor_and_page_size_in_the_body_and_delta_in_a_filt
     assert api.body_of(0)["filter"] == {"timestamp": "edited", "edited": {"after": "2024-01-03"}}
 
 
-def test_a_bare_watermark_string_is_still_accepted_during_the_transition(
-    api: ScriptedApi, adapter: AcmeAdapter
-) -> None:
-    api.script("/v1/databases/db1/query", {"results": [], "has_more": False})
-    page = adapter.fetch_page(connect(api), "pages", "2024-02-01", None)
-    assert api.body_of(0)["filter"]["edited"] == {"after": "2024-02-01"}
-    assert page.state == IncrementalState(watermark="2024-02-01")
+def test_no_state_is_a_full_listing(api: ScriptedApi, adapter: AcmeAdapter) -> None:
+    api.script("/v1/databases/db1/query", {"results": [{"id": "p1", "edited": "2024-02-02"}], "has_more": False})
+    page = adapter.fetch_page(connect(api), "pages", None, None)
+    assert "filter" not in api.body_of(0)
+    assert page.state == IncrementalState(watermark="2024-02-02")
 
 
 # ---------------------------------------------------------------------------------------- sync tokens, 410
@@ -463,12 +461,6 @@ def test_push_of_an_operation_the_stream_does_not_accept(api: ScriptedApi, adapt
 def test_push_path_placeholders_name_what_is_missing(api: ScriptedApi, adapter: AcmeAdapter) -> None:
     with pytest.raises(FailRun, match="'ts'"):
         adapter.push(connect(api), "history", "update", {}, {"text": "x"}, "k")
-
-
-def test_the_old_positional_push_is_an_update(api: ScriptedApi, adapter: AcmeAdapter) -> None:
-    api.script("/messages/7.0", {"ok": True, "message": {"ts": "7.0"}})
-    result = adapter.push(connect(api), "history", {"ts": "7.0"}, {"text": "x"}, "key-9")
-    assert api.seen[0].method == "PATCH" and [e.external_id for e in result] == ["7.0"]
 
 
 def test_push_path_shorthand_is_an_update_only_push_spec() -> None:
