@@ -17,7 +17,6 @@ succeeds.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime
 
@@ -32,7 +31,6 @@ from shared.domain import (
     RateLimitExceeded,
     RunStatus,
     SyncRun,
-    WebhookEvent,
     WebhookStatus,
     doc_id,
     iso,
@@ -48,7 +46,6 @@ from shared.errors import (
     ResyncRequired,
     RetryLater,
     SkipRecord,
-    UnexpectedError,
     WriteConflict,
 )
 from shared.http import redact_text
@@ -63,6 +60,7 @@ from shared.services.repositories import Repositories
 from shared.services.runs import RunLedger, describe
 from shared.services.scheduling import StreamScheduler
 from shared.services.status import IntegrationHealth
+from shared.services.webhook_work import WebhookApplier
 from shared.sessions import integration_session
 
 log = logging.getLogger("ihub.sync")
@@ -77,16 +75,6 @@ COUNTERS = {
 DEFAULT_MAX_RESUMES = 3
 MAX_RESYNCS_IN_A_ROW = 3
 """A full resync that itself hears ``ResyncRequired`` this often fails instead of looping."""
-
-
-def listing_stream(adapter: Adapter, entity_type: str) -> str | None:
-    """The top-level stream that lists ``entity_type`` (a record written outside a run belongs to it)."""
-    streams = adapter.spec.streams
-    companions = {spec.deleted_stream for spec in streams.values() if spec.deleted_stream}
-    for name, spec in streams.items():
-        if spec.entity_type == entity_type and spec.parent is None and name not in companions:
-            return name
-    return None
 
 
 def session_of(tenant_id: str, integration_id: str) -> str:
@@ -124,6 +112,7 @@ class SyncService:
         self._ledger = RunLedger(repos)
         self.health = IntegrationHealth(repos.integrations)
         self._scheduler = StreamScheduler(repos, self._ledger, self, max_resumes=max_resumes)
+        self._webhooks = WebhookApplier(repos, adapters, blobs, blob_container, self._writer, self)
 
     # ------------------------------------------------------------------ streams & runs
 
@@ -440,7 +429,7 @@ class SyncService:
     def fail_message(self, msg: PageMessage | WebhookMessage | OutboundMessage, error: HubError) -> None:
         """:meth:`fail` for a whole message (the queue dead-lettered it): also fails its webhook event."""
         if isinstance(msg, WebhookMessage):
-            self._settle_event(msg.tenant_id, msg.event_id, WebhookStatus.FAILED, describe(error))
+            self._webhooks.settle(msg.tenant_id, msg.event_id, WebhookStatus.FAILED, describe(error))
         self.fail(
             msg.tenant_id,
             msg.integration_id,
@@ -474,57 +463,8 @@ class SyncService:
     # ------------------------------------------------------------------ webhooks
 
     def handle_webhook(self, msg: WebhookMessage) -> None:
-        """Apply one persisted webhook event: store carried entities, start asked-for syncs.
-
-        A payload that cannot be applied fails that event (``failed``, with the reason) and
-        nothing else: the integration's status is left alone.
-        """
-        event = self._repos.webhook_events.get(msg.tenant_id, msg.event_id)
-        if event is None:
-            raise SkipRecord(f"webhook event {msg.event_id} not found (expired or never stored)", code="no_event")
-        if event.status == WebhookStatus.PROCESSED:
-            return
-        try:
-            integration = self._repos.integrations.require(msg.tenant_id, msg.integration_id)
-            payload = event.body
-            if payload is None and event.body_blob:
-                try:
-                    payload = json.loads(self._blobs.get(self._blob_container, event.body_blob))
-                except ValueError as exc:
-                    raise SkipRecord(f"stored webhook body is not JSON: {exc}", code="bad_payload") from None
-            try:
-                adapter = self._adapters.adapter(integration.provider)
-                work = adapter.webhook_work(event.event_type, payload)
-                for entity in work.entities:
-                    self._writer.upsert(integration, entity, new_stream=listing_stream(adapter, entity.entity_type))
-            except SkipRecord as exc:
-                raise SkipRecord(
-                    f"{event.event_type} event {event.delivery_id} cannot be applied: {exc}", code="bad_payload"
-                ) from None
-            for stream in work.sync_streams:
-                if any(s.name == stream and s.enabled for s in integration.streams):
-                    self.start_run(integration, stream, "webhook")
-        except RetryLater:
-            raise
-        except HubError as exc:
-            self._settle_event(event.tenant_id, event.id, WebhookStatus.FAILED, describe(exc))
-            raise
-        except Exception as exc:
-            unexpected = UnexpectedError(f"{type(exc).__name__}: {exc}")
-            self._settle_event(event.tenant_id, event.id, WebhookStatus.FAILED, describe(unexpected))
-            raise
-        self._settle_event(event.tenant_id, event.id, WebhookStatus.PROCESSED, None)
-
-    def _settle_event(self, tenant_id: str, event_id: str, status: WebhookStatus, error: str | None) -> None:
-        def apply(event: WebhookEvent) -> bool:
-            if event.status == WebhookStatus.PROCESSED:
-                return False
-            event.status = status
-            event.error = error[:2000] if error else None
-            event.processed_at = utcnow()
-            return True
-
-        self._repos.webhook_events.update(tenant_id, event_id, apply)
+        """Apply one persisted webhook event (see :class:`shared.services.webhook_work.WebhookApplier`)."""
+        self._webhooks.apply(msg)
 
     # ------------------------------------------------------------------ scheduler
 
