@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from adapters.base.model import Connection, Entity, PushResult
 from adapters.base.paths import get_path
-from adapters.base.request import ApiRequest, join_url, render
+from adapters.base.request import ApiRequest, deep_merge, join_url, render, render_value
 from adapters.base.spec import PushOp, PushSpec, StreamSpec
 from shared.errors import FailRun
 
@@ -55,7 +55,9 @@ def push_request(
     body: Any = dict(changes)
     if op.body_field:
         body = {op.body_field: body}
-    if op.method == "DELETE" and not changes:
+    if op.body is not None:
+        body = deep_merge(render_value(op.body, values, what=f"stream {stream!r} push body"), body)
+    elif op.method == "DELETE" and not changes:
         body = None
     headers = {push.idempotency_header: idempotency_key} if push.idempotency_header else {}
     return ApiRequest(op.method, join_url(base_url, path), json=body, headers=headers, bucket=spec.rate_bucket)

@@ -159,15 +159,18 @@ class ErrorSpec(_Spec):
 
 
 class PushOp(_Spec):
-    """One write: ``method`` to ``path`` (placeholders from config, the record and the changes).
+    """One write: ``method`` to ``path`` (placeholders from the integration config and the record).
 
-    ``body_field`` wraps the changes under that key (``{"properties": changes}``);
+    ``body_field`` wraps the changes under that key (``{"properties": changes}``); ``body`` is a
+    JSON template (same placeholders) the changes are merged into, for APIs that name the target
+    in the body (Slack ``chat.update``: ``{"channel": "{channel}", "ts": "{ts}"}``);
     ``record_path`` is where the answer carries the written record (default: the body).
     """
 
     method: Literal["POST", "PUT", "PATCH", "DELETE"]
     path: str
     body_field: str | None = None
+    body: dict[str, Any] | None = None
     record_path: str | None = None
 
 

@@ -113,6 +113,15 @@ SPEC = ProviderSpec(
                 version_path="ts",
             ),
         ),
+        "threads": StreamSpec(
+            path="/threads",
+            entity_type="message",
+            id_field="ts",
+            push=PushSpec(
+                update=PushOp(method="POST", path="/chat.update", body={"channel": "{channel}", "ts": "{ts}"}),
+                version_path="ts",
+            ),
+        ),
         "accounts": StreamSpec(
             path="/query",
             entity_type="account",
@@ -447,6 +456,15 @@ def test_push_create_update_delete(api: ScriptedApi, adapter: AcmeAdapter) -> No
     deleted = adapter.push(conn, "history", "delete", {"ts": "5.0"}, {}, "key-3")
     assert api.seen[2].method == "DELETE" and api.seen[2].body == b""
     assert (deleted.external_id, [e.deleted for e in deleted.entities]) == ("5.0", [True])
+
+
+def test_push_body_template_names_the_target_from_the_record(api: ScriptedApi, adapter: AcmeAdapter) -> None:
+    api.script("/chat.update", {"ok": True, "ts": "5.0"})
+    result = adapter.push(connect(api), "threads", "update", {"ts": "5.0", "channel": "C1"}, {"text": "x"}, "k")
+    assert api.body_of(0) == {"channel": "C1", "ts": "5.0", "text": "x"}
+    assert result.external_id == "5.0" and [e.data for e in result.entities] == [{"ok": True, "ts": "5.0"}]
+    with pytest.raises(FailRun, match="push body needs 'channel'"):
+        adapter.push(connect(api), "threads", "update", {"ts": "5.0"}, {"text": "x"}, "k")
 
 
 def test_push_of_an_operation_the_stream_does_not_accept(api: ScriptedApi, adapter: AcmeAdapter) -> None:
