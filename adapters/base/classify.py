@@ -32,6 +32,7 @@ from shared.http import retry_at_from_headers
 JSON_EXTENSION = "ihub.json"
 """Key under which a parsed body is kept in ``response.extensions`` (parsed once per response)."""
 
+_TRANSIENT_OR_AUTH = ("retry", "rate_limited", "reauth", "resync")
 _MAX_CODE = 100
 _MAX_MESSAGE = 200
 
@@ -179,9 +180,10 @@ class ErrorClassifier:
                 found = find_body_error(errors.body, body)
         if found is not None:
             action = errors.codes.get(found.code)
-            if action is None:
+            if action is None:  # an unknown code: the status decides only when it is explicit or transient
                 by_status = self._status_action(response, errors) if status >= 400 else None
-                action = by_status if by_status in ("retry", "rate_limited", "reauth", "resync") else "fail"
+                explicit = status in errors.statuses
+                action = by_status if by_status and (explicit or by_status in _TRANSIENT_OR_AUTH) else "fail"
             message = f"{self._provider} answered {status} with error {found.code!r}: {found.message}"
             return self._error(action, response, errors, message, code=code_slug(found.code))
         if status < 400:

@@ -136,7 +136,7 @@ class ErrorSpec(_Spec):
     - ``fail``: fail the run; ``skip``: skip this one item.
 
     A body code that ``codes`` does not name fails the run with that code (unless the HTTP
-    status itself says retry, rate limit or re-authenticate).
+    status itself says retry, rate limit, re-authenticate or resync, or ``statuses`` names it).
     """
 
     body: tuple[BodyError, ...] = ()

@@ -142,6 +142,14 @@ def test_an_unknown_body_code_on_a_transient_status_is_still_transient() -> None
     assert type(error) is RetryLater and error.retry_at == datetime.fromtimestamp(NOW + 2, UTC)
 
 
+def test_an_unknown_body_code_on_a_status_the_spec_maps_follows_the_map() -> None:
+    spec = NOTION.merged(ErrorSpec(statuses={404: "skip"}))
+    error = classifier().classify(answer(404, {"object": "error", "code": "object_not_found"}), spec)
+    assert type(error) is SkipRecord and error.code == "object_not_found"
+    unmapped = classifier().classify(answer(404, {"object": "error", "code": "object_not_found"}), NOTION)
+    assert type(unmapped) is FailRun and unmapped.code == "object_not_found"
+
+
 def test_slack_429_honours_retry_after_exactly() -> None:
     error = classifier().classify(answer(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "30"}), SLACK)
     assert isinstance(error, RateLimited) and error.retry_at == datetime.fromtimestamp(NOW + 30, UTC)
