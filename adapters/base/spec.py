@@ -7,6 +7,7 @@ scheme from it. Streams may override pagination per endpoint.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -88,6 +89,20 @@ class RateLimitSpec(_Spec):
     retry_after_header: str = "retry-after"
     limited_statuses: tuple[int, ...] = (429,)
     default_wait_seconds: float = 60.0
+
+    @model_validator(mode="after")
+    def _quota_pattern_reads_two_numbers(self) -> RateLimitSpec:
+        if self.quota_pattern is None:
+            return self
+        try:
+            pattern = re.compile(self.quota_pattern)
+        except re.error as exc:
+            raise ValueError(f"quota_pattern is not a regular expression: {exc}") from None
+        if not {"used", "limit"} <= set(pattern.groupindex) and pattern.groups < 2:
+            raise ValueError("quota_pattern needs groups 'used' and 'limit' (or two groups: used, then limit)")
+        if self.quota_header is None:
+            raise ValueError("quota_pattern needs quota_header")
+        return self
 
 
 class RetrySpec(_Spec):

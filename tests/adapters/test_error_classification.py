@@ -246,6 +246,19 @@ def test_quota_usage(value: str | None, usage: tuple[int, int] | None) -> None:
     assert quota_usage(SFORCE, value) == usage
 
 
+@pytest.mark.parametrize(
+    ("header", "pattern", "problem"),
+    [
+        ("X-Quota", "api-usage=(\\d+", "not a regular expression"),
+        ("X-Quota", "api-usage=(\\d+)", "needs groups"),
+        (None, "api-usage=(\\d+)/(\\d+)", "needs quota_header"),
+    ],
+)
+def test_a_quota_pattern_that_cannot_read_usage_is_refused(header: str | None, pattern: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        RateLimitSpec(quota_header=header, quota_pattern=pattern)
+
+
 def test_quota_usage_reads_named_groups() -> None:
     assert quota_usage(re.compile(r"left=(?P<limit>\d+) used=(?P<used>\d+)"), "left=5 used=5") == (5, 5)
 
