@@ -13,14 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from adapters.base.adapter import Adapter
+from adapters.base.adapter import Adapter, Connection
 from adapters.base.pagination import PAGINATORS, paginator_for
 from adapters.base.spec import PaginationSpec, ProviderSpec
 from adapters.registry import adapter_class, provider_names
 from shared.errors import NotFound, RateLimited, ReauthRequired, RetryLater
 
 ROOT = Path(__file__).resolve().parents[2]
-MAX_MODULE_LINES = 200
+MAX_MODULE_LINES = 250  # issue 7: a provider is a spec plus a small module
 
 pytestmark = pytest.mark.parametrize("name", provider_names())
 
@@ -63,8 +63,11 @@ def test_name_matches_registry_key(name: str, cls: type[Adapter]) -> None:
 
 
 def test_stream_path_placeholders_are_required_config(name: str, cls: type[Adapter]) -> None:
+    with cls() as adapter:  # values the adapter fills itself (an API version with a default)
+        own = set(adapter.template_values(Connection("t", "i", "https://x.invalid", None, {})))
     for stream, spec in cls.spec.streams.items():
-        missing = placeholders(spec.path) - set(spec.required_config)
+        filled = own | ({"parent_id"} if spec.parent else set())
+        missing = placeholders(spec.path) - set(spec.required_config) - filled
         assert not missing, f"{name}.{stream}: path {spec.path!r} needs {sorted(missing)} not in required_config"
         assert spec.path.startswith("/"), f"{name}.{stream}: path must start with /"
 
