@@ -9,6 +9,7 @@ from shared.errors import NotFound
 
 _PROVIDERS: dict[str, str] = {
     "github": "adapters.providers.github:GitHubAdapter",
+    "google": "adapters.providers.google:GoogleAdapter",
     "notion": "adapters.providers.notion:NotionAdapter",
     "salesforce": "adapters.providers.salesforce:SalesforceAdapter",
 }

@@ -1,11 +1,13 @@
 """Full-listing deletes: after a complete listing, tombstone what the listing did not show.
 
 A stream whose spec says ``deletes: full_listing`` learns of deletes only by comparing a
-COMPLETE listing with what is stored. A run is a full listing when it starts from an empty
-state or a full resync (``SyncRun.full_listing``). Such a run marks each record it sees
-with its id (``StoredRecord.listed_by``, see :mod:`shared.services.records`); when it has
-stored its last page it does not succeed yet but *sweeps*: the stream's stored, live
-records whose ``listed_by`` is another run are tombstoned. Only then does it succeed.
+COMPLETE listing with what is stored; a ``tombstone`` stream does the same on its full
+listings (a resync after its delta token died), since those carry no tombstones. A run is a
+full listing when it starts from an empty state or a full resync (``SyncRun.full_listing``).
+Such a run marks each record it sees with its id (``StoredRecord.listed_by``, see
+:mod:`shared.services.records`); when it has stored its last page it does not succeed yet but
+*sweeps*: the stream's stored, live records whose ``listed_by`` is another run are
+tombstoned. Only then does it succeed.
 
 Why marks on the records and not a list of seen ids: the run never holds the ids it saw
 (a document of 50k ids, or all of them in memory, would grow with the stream); the store
@@ -44,6 +46,11 @@ from shared.services.repositories import Repository
 SWEEP_BATCH = 500
 """Records examined per sweep message."""
 
+SWEEPING_MODES = frozenset({"full_listing", "tombstone"})
+"""Delete modes whose full listings sweep. A ``tombstone`` stream learns of deletes from its
+delta, but a full listing (the first run, or a resync after a dead sync token) carries no
+tombstones: what was deleted while the token was dead shows only by comparison."""
+
 
 @dataclass(frozen=True)
 class SweepBatch:
@@ -64,7 +71,7 @@ class ListingSweeper:
     @staticmethod
     def applies(run: SyncRun, delete_mode: str, skipped_now: int = 0) -> bool:
         """Whether ``run`` sweeps when it has stored its last page (``skipped_now``: skipped on that page)."""
-        return run.full_listing and delete_mode == "full_listing" and run.records_skipped + skipped_now == 0
+        return run.full_listing and delete_mode in SWEEPING_MODES and run.records_skipped + skipped_now == 0
 
     def sweep(self, run: SyncRun) -> SweepBatch:
         """Tombstone the next batch of the run's stream's records that it did not list."""
