@@ -12,6 +12,7 @@ _PROVIDERS: dict[str, str] = {
     "google": "adapters.providers.google:GoogleAdapter",
     "notion": "adapters.providers.notion:NotionAdapter",
     "salesforce": "adapters.providers.salesforce:SalesforceAdapter",
+    "slack": "adapters.providers.slack:SlackAdapter",
 }
 
 

@@ -279,6 +279,9 @@ class StreamSpec(_Spec):
     pagination: PaginationSpec | None = None
     required_config: tuple[str, ...] = ()
     push: PushSpec | None = None
+    lists_everything: bool = False
+    """The stream has no delta (Slack ``users.list``, Notion search): every run lists everything,
+    so every run is a full listing and, when it completes, may sweep deletes."""
     push_path: str | None = None
     push_method: Literal["PATCH", "PUT", "POST"] = "PATCH"
 

@@ -90,6 +90,7 @@ SPEC = ProviderSpec(
             record_path="results",
             updated_field="last_edited_time",
             deletes="full_listing",
+            lists_everything=True,  # search has no delta
         ),
         "pages": StreamSpec(
             path="/v1/databases/{parent_id}/query",

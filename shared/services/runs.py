@@ -111,13 +111,15 @@ class RunLedger:
         *,
         parent_id: str | None = None,
         resync_of: SyncRun | None = None,
+        always_lists_everything: bool = False,
     ) -> tuple[str, SyncRun | None]:
         """Start a run of ``stream`` (for ``parent_id``, a child stream) unless one is active.
 
         Returns ``(run id, new run)``: the new run when this call started it (the caller
         sends its first page), else the active run's id and None (a re-run with ``trigger``
         is then requested for when it ends). Idempotent for a given ``run_id``. ``resync_of``:
-        the resynced run this one replaces.
+        the resynced run this one replaces. ``always_lists_everything``: the stream has no
+        delta, so every run is a full listing whatever its state.
         """
         tenant = integration.tenant_id
         for _ in range(25):
@@ -133,7 +135,7 @@ class RunLedger:
                 self.release(tenant, cp.id, cp.active_run_id, active, checkpoint=cp)
                 continue
             new_id = run_id or doc_id("run", f"{cp.id}/{trigger}/{utcnow().isoformat()}")
-            run = self._create_run(integration, stream, trigger, new_id, cp, resync_of)
+            run = self._create_run(integration, stream, trigger, new_id, cp, resync_of, always_lists_everything)
             if run is None:
                 return new_id, None  # this very run (a replayed schedule slot) already ended
             cp.active_run_id = new_id
@@ -180,6 +182,7 @@ class RunLedger:
         run_id: str,
         cp: Checkpoint,
         resync_of: SyncRun | None = None,
+        always_lists_everything: bool = False,
     ) -> SyncRun | None:
         """Create the run document (before any checkpoint names it); None if it exists and ended.
 
@@ -196,7 +199,7 @@ class RunLedger:
             trigger=trigger,
             start_state=start,
             pending_state=start.model_copy(update={"full_resync": False}),
-            full_listing=start.lists_everything,
+            full_listing=start.lists_everything or always_lists_everything,
             resync_of=resync_of.id if resync_of is not None else None,
             resyncs=resync_of.resyncs + 1 if resync_of is not None else 0,
         )

@@ -156,15 +156,23 @@ class SyncService:
         stream that learns of deletes by full listing finds them.
         """
         integration.stream(stream)
-        parent = self._parent_of(self._adapters.adapter(integration.provider), stream)
+        adapter = self._adapters.adapter(integration.provider)
+        parent = self._parent_of(adapter, stream)
         if parent is not None and parent_id is None:
             return self.start_run(integration, parent, trigger, run_id=run_id, full_resync=full_resync)
         if parent is None and parent_id is not None:
             raise InvalidInput(f"stream {stream!r} is not a child stream; it takes no parent id", code="not_a_child")
         if full_resync:
             self._ledger.request_full_resync(integration, stream, parent_id)
+        spec = adapter.spec.streams.get(stream)
         run_id, started = self._ledger.claim(
-            integration, stream, trigger, run_id, parent_id=parent_id, resync_of=resync_of
+            integration,
+            stream,
+            trigger,
+            run_id,
+            parent_id=parent_id,
+            resync_of=resync_of,
+            always_lists_everything=spec is not None and spec.lists_everything,
         )
         if started is not None:
             self.send_page(started)

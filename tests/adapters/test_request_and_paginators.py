@@ -130,10 +130,8 @@ def test_render_with_outside_values_raises_only_hub_errors(
         assert "'" in str(exc)  # names the placeholder
     else:
         assert isinstance(out, str)
-        if quote_values:
-            for value in values.values():
-                if isinstance(value, str) and "/" in value:
-                    assert value not in out or "/" not in value  # a value never adds a path segment
+        if quote_values:  # a value never adds a path segment: every "/" comes from the template
+            assert out.count("/") <= template.count("/")
 
 
 @settings(max_examples=200, deadline=None)
