@@ -76,7 +76,7 @@ def _cmd_dev(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from sandbox.demo import run_demo
 
-    return run_demo(once=args.once, issues=args.issues, port=args.port)
+    return run_demo(once=args.once, issues=args.issues, port=args.port, report=args.report)
 
 
 def _cmd_settings(args: argparse.Namespace) -> int:
@@ -138,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--once", action="store_true", help="exit after the scenario (for scripts)")
     demo.add_argument("--issues", type=int, default=300, help="sandbox issues to sync")
     demo.add_argument("--port", type=int, default=7071, help="dev host port (a free one if busy)")
+    demo.add_argument(
+        "--report", type=Path, default=None, metavar="FILE",
+        help="write a JSON report: per provider, records by entity type, runs and webhook events by status, "
+        "dead letters",
+    )
     demo.set_defaults(func=_cmd_demo)
 
     hooks = sub.add_parser("webhooks", help="webhook tools").add_subparsers(dest="webhooks_command", required=True)

@@ -1,10 +1,14 @@
-"""``make demo``: the main job end to end on embedded backends and the GitHub sandbox.
+"""``make demo``: the main job end to end on embedded backends and the provider sandboxes.
 
 Starts the GitHub sandbox and the dev host (in this process, on loopback), connects one
 GitHub integration for a demo tenant through the admin API over HTTP, syncs the sandbox's
 issues with a progress bar, has the sandbox change issues and send signed webhooks (plus a
-duplicate and a forged one), and prints what happened. Without ``--once`` it leaves the
-dev host and the admin page up until Ctrl-C or SIGTERM; with ``--once`` it stops them and
+duplicate and a forged one), and prints what happened. Then it connects one integration
+per other provider (Salesforce, Notion, Slack, Google) to its own sandbox and syncs them all
+with a progress bar each (:mod:`sandbox.demo_providers`); ``--report FILE`` writes, per
+provider, records by entity type, runs by status, webhook events by status and dead letters.
+Without ``--once`` it leaves the dev host and the admin page up until Ctrl-C or SIGTERM;
+with ``--once`` it stops them and
 prints no admin URL (nothing would answer it). ``IHUB_DEMO_DATA_DIR`` moves the demo's data
 (default ``.local/demo``, wiped at start).
 """
@@ -12,6 +16,7 @@ prints no admin URL (nothing would answer it). ``IHUB_DEMO_DATA_DIR`` moves the 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -71,7 +76,7 @@ def _console() -> Console:
     return console
 
 
-def run_demo(*, once: bool, issues: int, port: int) -> int:
+def run_demo(*, once: bool, issues: int, port: int, report: Path | None = None) -> int:
     """Run the scenario; returns the process exit code.
 
     Ctrl-C and SIGTERM stop it gracefully at any point: the dev host and the sandbox are
@@ -90,6 +95,7 @@ def run_demo(*, once: bool, issues: int, port: int) -> int:
             f"[bold]Integration Hub demo[/]  dev host {api}  GitHub sandbox {sandbox.base_url} ({issues} issues)"
         )
         _scenario(console, sandbox, host, api, issues)
+        _other_providers(console, stack, api, report)
         completed = True
         if once:
             console.print("\nDemo complete; the dev host and the sandbox are stopping.")
@@ -153,6 +159,39 @@ def _start(stack: contextlib.ExitStack, issues: int, port: int, once: bool) -> t
     host.start()
     stack.callback(host.stop)
     return host, sandbox, f"{host.base_url}/api"
+
+
+def _other_providers(console: Console, stack: contextlib.ExitStack, api: str, report: Path | None) -> None:
+    """Connect and sync one integration per other provider; write the report when asked."""
+    from sandbox.demo_providers import sync_providers
+
+    console.print("\n[bold]Every provider[/]: one integration each, synced from its own sandbox")
+    http = httpx.Client(base_url=api, headers={"x-tenant-id": TENANT}, timeout=30)
+    stack.callback(http.close)
+    try:
+        outcome = sync_providers(console, http, stack)
+    except RuntimeError as exc:
+        raise DemoFailed(str(exc)) from None
+    integrations = {"github": "gh-demo"} | {provider: f"{provider}-demo" for provider in outcome}
+    reports = {p: _check(http.get(f"/manage/integrations/{i}/report"), 200) for p, i in integrations.items()}
+    table = Table(title="Providers")
+    for col in ("provider", "records by entity type", "runs", "dead letters"):
+        table.add_column(col)
+    for provider, body in reports.items():
+        types = ", ".join(f"{t} {n}" for t, n in body["records_by_entity_type"].items())
+        runs = ", ".join(f"{s} {n}" for s, n in body["runs_by_status"].items())
+        table.add_row(provider, types, runs, str(body["dead_letters"]))
+    console.print(table)
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps({"tenant": TENANT, "providers": reports}, indent=2, sort_keys=True) + "\n")
+        console.print(f"Report written to {report}")
+    wrong = {p: o for p, o in outcome.items() if o[0] != o[1]}
+    if wrong:
+        raise DemoFailed(f"records expected vs stored differ: {wrong}")
+    failed = {p: b["dead_letters"] for p, b in reports.items() if b["dead_letters"]}
+    if failed:
+        raise DemoFailed(f"dead letters: {failed}")
 
 
 def _scenario(console: Console, sandbox: Any, host: Any, api: str, issues: int) -> None:

@@ -228,6 +228,7 @@ def _routes(hub: Hub) -> list[Route]:
         r("GET", rf"integrations/{_ID}/runs", lambda q, id: (200, a.list_runs(q.tenant, id, _limit(q.params)))),
         r("GET", rf"integrations/{_ID}/records", lambda q, id: (200, a.list_records(q.tenant, id, _limit(q.params)))),
         r("GET", rf"integrations/{_ID}/stats", lambda q, id: (200, a.stats(q.tenant, id))),
+        r("GET", rf"integrations/{_ID}/report", lambda q, id: (200, a.report(q.tenant, id))),
         r("GET", r"dead-letters", lambda q: (200, a.list_dead_letters(q.tenant, _limit(q.params)))),
     ]
 

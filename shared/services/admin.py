@@ -6,6 +6,8 @@ integration is simply not found.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -17,7 +19,9 @@ from shared.domain import (
     Integration,
     IntegrationStatus,
     Model,
+    RunStatus,
     StreamConfig,
+    WebhookStatus,
     doc_id,
     iso,
     new_id,
@@ -272,5 +276,37 @@ class AdminService:
             "dead_letters": self._repos.dead_letters.count(tenant_id, where),
         }
 
+    def report(self, tenant_id: str, integration_id: str) -> dict[str, Any]:
+        """What one integration holds, for scripts: live records by entity type (the types its
+        streams declare; anything else under ``other``), deleted records, runs by status,
+        webhook events by status and dead letters."""
+        integration = self.get_integration(tenant_id, integration_id)
+        where = [Where("integration_id", "=", integration_id)]
+        live = [*where, Where("deleted", "=", False)]
+        spec = self._adapters.adapter(integration.provider).spec
+        types = sorted({stream.entity_type for stream in spec.streams.values()})
+        by_type = {t: self._repos.records.count(tenant_id, [*live, Where("entity_type", "=", t)]) for t in types}
+        deleted = self._repos.records.count(tenant_id, [*where, Where("deleted", "=", True)])
+        other = self._repos.records.count(tenant_id, where) - deleted - sum(by_type.values())
+        if other:
+            by_type["other"] = other
+        return {
+            "provider": integration.provider,
+            "status": integration.status,
+            "records_by_entity_type": {t: n for t, n in by_type.items() if n},
+            "records_deleted": deleted,
+            "runs_by_status": _counted(self._repos.runs, tenant_id, where, "status", RunStatus),
+            "webhook_events_by_status": _counted(
+                self._repos.webhook_events, tenant_id, where, "status", WebhookStatus
+            ),
+            "dead_letters": self._repos.dead_letters.count(tenant_id, where),
+        }
+
     def list_dead_letters(self, tenant_id: str, limit: int = 50) -> list[Any]:
         return self._repos.dead_letters.query(tenant_id, order_by="created_at", descending=True, limit=limit)
+
+
+def _counted(repo: Any, tenant_id: str, where: list[Where], field: str, values: Iterable[StrEnum]) -> dict[str, int]:
+    """Non-zero counts of ``field`` per value."""
+    counts = {str(v): repo.count(tenant_id, [*where, Where(field, "=", str(v))]) for v in values}
+    return {k: n for k, n in counts.items() if n}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import selectors
@@ -50,9 +51,17 @@ def _read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 120) 
 
 
 def test_demo_once_prints_an_unwrapped_first_line_and_no_dead_admin_url(tmp_path: Path) -> None:
-    proc = _demo(tmp_path, "--once")
+    report = tmp_path / "r.json"
+    proc = _demo(tmp_path, "--once", "--report", str(report))
     output, _ = proc.communicate(timeout=240)
     assert proc.returncode == 0, output
+    # issue 7 section 6: every provider synced from its sandbox, with records and no dead letters
+    providers = json.loads(report.read_text())["providers"]
+    assert set(providers) == {"github", "salesforce", "notion", "slack", "google"}
+    for name, body in providers.items():
+        assert sum(body["records_by_entity_type"].values()) > 0, name
+        assert body["dead_letters"] == 0 and body["runs_by_status"].get("failed") is None, name
+        assert body["status"] == "connected", name
     first = output.splitlines()[0]
     one_line = r"dev host http://127\.0\.0\.1:\d+/api +GitHub sandbox http://127\.0\.0\.1:\d+ \(20 issues\)$"
     assert re.search(one_line, first), output

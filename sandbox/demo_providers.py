@@ -1,0 +1,134 @@
+"""The demo's second act: one integration per provider besides GitHub, each against its sandbox.
+
+Each :class:`ProviderDemo` starts its provider's sandbox on loopback with a little data, says
+how to connect an integration to it through the admin API (the API base travels in the
+integration config, as a token response's ``instance_url`` would), which streams to sync (child
+streams start from their parents) and how many live records the hub should end with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+@dataclass(frozen=True)
+class ProviderDemo:
+    """How the demo connects and syncs one provider.
+
+    Attributes:
+        provider: The registry name.
+        label: What the progress bar says.
+        start: Starts the sandbox; returns it, the integration config and the access token.
+        streams: Top-level streams to sync.
+        expected: Live records the hub must hold afterwards, read from the sandbox.
+    """
+
+    provider: str
+    label: str
+    start: Callable[[], tuple[Any, dict[str, Any], str]]
+    streams: tuple[str, ...]
+    expected: Callable[[Any], int]
+
+
+def _salesforce() -> tuple[Any, dict[str, Any], str]:
+    from sandbox.salesforce import SalesforceSandbox
+
+    sb = SalesforceSandbox(accounts=40, contacts=60, token="sf-demo-token", batch_size=10).start()
+    return sb, {"instance_url": sb.base_url}, "sf-demo-token"
+
+
+def _notion() -> tuple[Any, dict[str, Any], str]:
+    from sandbox.notion import NotionSandbox
+
+    sb = NotionSandbox(pages=30, databases=("Tasks", "Projects"), token="secret_notion_demo").start()
+    return sb, {"api_base_url": sb.base_url}, "secret_notion_demo"
+
+
+def _slack() -> tuple[Any, dict[str, Any], str]:
+    from sandbox.slack import SlackSandbox
+
+    sb = SlackSandbox(users=12, channels=4, messages_per_channel=15, token="xoxb-demo", post_interval_seconds=0)
+    return sb.start(), {"api_base_url": sb.base_url}, "xoxb-demo"
+
+
+def _google() -> tuple[Any, dict[str, Any], str]:
+    from sandbox.google import GoogleSandbox
+
+    sb = GoogleSandbox(files=25, events=40, token="ya29.demo").start()
+    return sb, {"api_base_url": sb.base_url, "calendar_id": "primary"}, "ya29.demo"
+
+
+DEMOS = (
+    ProviderDemo(
+        "salesforce", "Salesforce accounts and contacts", _salesforce,
+        ("accounts", "contacts", "accounts_deleted", "contacts_deleted"),
+        lambda sb: len(sb.records("Account")) + len(sb.records("Contact")),
+    ),
+    ProviderDemo(
+        "notion", "Notion databases and pages", _notion, ("databases",),
+        lambda sb: len(sb.database_ids) + sum(len(sb.pages(db)) for db in sb.database_ids),
+    ),
+    ProviderDemo(
+        "slack", "Slack users, channels and messages", _slack, ("users", "channels"),
+        lambda sb: len(sb.workspace.users) + len(sb.workspace.channels)
+        + sum(len(sb.workspace.messages(c["id"])) for c in sb.workspace.channels),
+    ),
+    ProviderDemo(
+        "google", "Google calendar events and drive files", _google, ("calendar_events", "drive_files"),
+        lambda sb: len(sb.calendar.events) + len(sb.drive.files),
+    ),
+)
+
+
+def _ok(response: httpx.Response, *expected: int) -> Any:
+    if response.status_code not in expected:
+        request = response.request
+        raise RuntimeError(f"{request.method} {request.url} -> {response.status_code}: {response.text}")
+    return response.json() if response.content else None
+
+
+def sync_providers(
+    console: Console, http: httpx.Client, stack: contextlib.ExitStack, *, timeout: float = 300
+) -> dict[str, tuple[int, int]]:
+    """Connect and sync every provider demo; returns ``{provider: (expected, stored)}``."""
+    started: list[tuple[ProviderDemo, str, Any]] = []
+    for demo in DEMOS:
+        sandbox, config, token = demo.start()
+        stack.callback(sandbox.stop)
+        integration = f"{demo.provider}-demo"
+        _ok(http.post("/manage/integrations", json={
+            "id": integration, "provider": demo.provider, "display_name": demo.label, "config": config}), 201)
+        _ok(http.put(f"/manage/integrations/{integration}/credential", json={"access_token": token}), 200)
+        for stream in demo.streams:
+            _ok(http.post(f"/manage/integrations/{integration}/sync", json={"stream": stream}), 202)
+        started.append((demo, integration, sandbox))
+        console.print(f"Connected [cyan]{integration}[/] ({demo.label}) to its sandbox at {sandbox.base_url}")
+
+    outcome: dict[str, tuple[int, int]] = {}
+    columns = (TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bars:
+        tasks = {d.provider: bars.add_task(d.label, total=d.expected(sb)) for d, _, sb in started}
+        deadline = time.monotonic() + timeout
+        pending = {d.provider for d, _, _ in started}
+        while pending and time.monotonic() < deadline:
+            for demo, integration, sandbox in started:
+                if demo.provider not in pending:
+                    continue
+                stats = _ok(http.get(f"/manage/integrations/{integration}/stats"), 200)
+                runs = _ok(http.get(f"/manage/integrations/{integration}/runs"), 200)
+                bars.update(tasks[demo.provider], completed=stats["records"])
+                if runs and all(r["status"] != "running" for r in runs) and len(runs) >= len(demo.streams):
+                    pending.discard(demo.provider)
+                    outcome[demo.provider] = (demo.expected(sandbox), stats["records"])
+            time.sleep(0.2)
+    for provider in pending:
+        outcome[provider] = (-1, -1)
+    return outcome
