@@ -303,7 +303,14 @@ class SyncService:
             if scope.stream not in enabled:
                 continue
             child_id = doc_id("run", f"{run.id}/{stream_key(scope.stream, scope.parent_id)}")
-            self.start_run(integration, scope.stream, run.trigger, run_id=child_id, parent_id=scope.parent_id)
+            self.start_run(  # a full resync asked of the parent reaches its children (their deletes show)
+                integration,
+                scope.stream,
+                run.trigger,
+                run_id=child_id,
+                parent_id=scope.parent_id,
+                full_resync=run.start_state.full_resync,
+            )
             started += 1
         return started
 
