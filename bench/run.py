@@ -160,6 +160,13 @@ def webhook_backlog() -> dict[str, object]:
     return measure()
 
 
+def sync_throughput() -> dict[str, object]:
+    """A 50,000-issue GitHub sync through the queue and worker vs fetching alone (see bench/sync_throughput.py)."""
+    from bench.sync_throughput import sync_throughput as measure
+
+    return measure()
+
+
 # name -> (function taking the parsed args, one-line description). Add new benchmarks here.
 BENCHMARKS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, object]], str]] = {
     "cold_import": (lambda a: cold_import(a.imports), "cold `import function_app` vs `import azure.functions`"),
@@ -167,6 +174,7 @@ BENCHMARKS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, object]], s
     "devhost_webhooks_http": (lambda a: devhost_webhooks_http(), "8 HTTP clients through `ihub dev` vs in-process"),
     "devhost_sync": (lambda a: devhost_sync(), "10,000-issue GitHub sync through `ihub dev` vs in-process"),
     "webhook_backlog": (lambda a: webhook_backlog(), "3,000 webhooks to one integration: drain / sending time"),
+    "sync_throughput": (lambda a: sync_throughput(), "50,000-issue GitHub sync via queue and worker vs fetch floor"),
 }
 
 
