@@ -25,6 +25,8 @@ class Harness:
     deletes_stream: str | None = None  # the stream whose run reports deletions (None: the primary, fully listed)
     unsupported: dict[str, str] = field(default_factory=dict)
     sandbox: Any = None
+    three_pages: int = 0  # records that make at least three pages of the primary stream
+
 
     def start(self, records: int) -> None:
         raise NotImplementedError
@@ -43,7 +45,8 @@ class Harness:
 
     def fault(self, kind: str) -> None:
         """``rate_limit`` (a short Retry-After), ``transient`` (one 5xx), ``malformed`` (a body that
-        is not JSON), ``unauthorized`` (the token refused)."""
+        is not JSON), ``unauthorized`` (the token refused), ``repeat_cursor`` (a later page hands
+        back a cursor already followed), ``resync`` (the delta token dies)."""
         raise NotImplementedError
 
     def count(self) -> int:
@@ -56,7 +59,8 @@ class GitHubHarness(Harness):
         super().__init__("github", "issues", "issue", unsupported={
             "deletes": "the GitHub sandbox has no issue deletion (GitHub lets only admins delete issues)",
             "malformed": "the GitHub sandbox has no malformed-body fault",
-        })
+            "resync": "GitHub's `since` watermark never expires",
+        }, three_pages=203)
 
     def start(self, records: int) -> None:
         from sandbox.github import GitHubSandbox
@@ -72,7 +76,8 @@ class GitHubHarness(Harness):
 
     def fault(self, kind: str) -> None:
         {"rate_limit": lambda: self.sandbox.secondary_limit(1), "transient": lambda: self.sandbox.fail_next(502),
-         "unauthorized": lambda: self.sandbox.fail_next(401, times=5)}[kind]()
+         "unauthorized": lambda: self.sandbox.fail_next(401, times=5),
+         "repeat_cursor": lambda: self.sandbox.link_cycle(2)}[kind]()
 
     def count(self) -> int:
         return int(self.sandbox.stats()["issues"])
@@ -83,7 +88,8 @@ class SalesforceHarness(Harness):
         super().__init__("salesforce", "accounts", "account", deletes_stream="accounts_deleted", unsupported={
             "rate_limit": "Salesforce sends no Retry-After: a spent quota waits quota_reset_seconds (an hour), "
             "covered by test_salesforce_adapter",
-        })
+            "resync": "an expired query locator resyncs; covered by test_salesforce_adapter",
+        }, three_pages=13)
 
     def start(self, records: int) -> None:
         from sandbox.salesforce import SalesforceSandbox
@@ -102,6 +108,9 @@ class SalesforceHarness(Harness):
             self.sandbox.delete_record("Account", record["Id"])
 
     def fault(self, kind: str) -> None:
+        if kind == "repeat_cursor":
+            self.sandbox.repeat_next_cursor()
+            return
         options = {"transient": {"status": 503}, "unauthorized": {"status": 401}, "malformed": {}}[kind]
         self.sandbox.inject("malformed" if kind == "malformed" else "status", **options)
 
@@ -111,7 +120,8 @@ class SalesforceHarness(Harness):
 
 class NotionHarness(Harness):
     def __init__(self) -> None:
-        super().__init__("notion", "databases", "page")
+        super().__init__("notion", "databases", "page", three_pages=203, unsupported={
+            "resync": "Notion has no delta token to expire (a last_edited_time filter)"})
 
     def start(self, records: int) -> None:
         from sandbox.notion import NotionSandbox
@@ -136,6 +146,8 @@ class NotionHarness(Harness):
             self.sandbox.inject("status", status=529, path="/query")
         elif kind == "malformed":
             self.sandbox.inject("malformed", path="/query")
+        elif kind == "repeat_cursor":
+            self.sandbox.inject("repeat_cursor", path="/query")
         else:
             self.sandbox.inject("status", status=401, times=5)
 
@@ -145,7 +157,8 @@ class NotionHarness(Harness):
 
 class SlackHarness(Harness):
     def __init__(self) -> None:
-        super().__init__("slack", "channels", "message")
+        super().__init__("slack", "channels", "message", three_pages=403, unsupported={
+            "resync": "Slack's `oldest` watermark never expires"})
 
     def start(self, records: int) -> None:
         from sandbox.slack import SlackSandbox
@@ -173,6 +186,8 @@ class SlackHarness(Harness):
             self.sandbox.inject("status", method=method, status=503)
         elif kind == "malformed":
             self.sandbox.inject("malformed", method=method)
+        elif kind == "repeat_cursor":
+            self.sandbox.inject("repeat_cursor", method=method, skip=1)
         else:
             self.sandbox.inject("revoke", method=method)
 
@@ -182,7 +197,7 @@ class SlackHarness(Harness):
 
 class GoogleHarness(Harness):
     def __init__(self) -> None:
-        super().__init__("google", "calendar_events", "event")
+        super().__init__("google", "calendar_events", "event", three_pages=503)
 
     def start(self, records: int) -> None:
         from sandbox.google import GoogleSandbox
@@ -208,6 +223,10 @@ class GoogleHarness(Harness):
             self.sandbox.inject("status", operation=operation, status=503)
         elif kind == "malformed":
             self.sandbox.inject("malformed", operation=operation)
+        elif kind == "repeat_cursor":
+            self.sandbox.inject("repeat_cursor", operation=operation, skip=1)
+        elif kind == "resync":
+            self.sandbox.calendar.invalidate_sync_tokens()
         else:
             self.sandbox.inject("revoke", operation=operation)
 

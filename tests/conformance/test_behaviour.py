@@ -34,6 +34,10 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
 
 @pytest.fixture
 def connected(harness: Harness, devhost: Any, admin: httpx.Client) -> Harness:
+    return connect(harness, admin)
+
+
+def connect(harness: Harness, admin: httpx.Client) -> Harness:
     created = admin.post("/integrations", json={
         "id": INTEGRATION, "provider": harness.provider, "display_name": "conformance", "config": harness.config()})
     assert created.status_code == 201, created.text
@@ -147,3 +151,31 @@ def test_a_malformed_page_fails_the_run_with_a_reason_and_stores_nothing_partial
     failed = [r for r in runs if r["status"] == "failed"]
     assert failed and all(r["error"] and "JSON" in r["error"] for r in failed), runs
     assert live(admin, connected.entity_type) == 0
+
+
+@pytest.mark.parametrize("provider", sorted(HARNESSES))
+def test_a_repeated_cursor_fails_the_run_with_a_reason_instead_of_looping(
+    provider: str, devhost: Any, admin: httpx.Client
+) -> None:
+    harness = HARNESSES[provider]()
+    harness.start(harness.three_pages)
+    try:
+        connect(harness, admin)
+        harness.fault("repeat_cursor")
+        runs = sync(admin, devhost, harness.stream)
+        failed = [r for r in runs if r["status"] == "failed"]
+        assert failed and all("cursor" in r["error"] or "cycle" in r["error"] for r in failed), runs
+        assert status(admin)["status"] == "error"
+    finally:
+        harness.stop()
+
+
+def test_a_dead_delta_token_resyncs_to_the_exact_count(connected: Harness, devhost: Any, admin: httpx.Client) -> None:
+    skip_unless(connected, "resync")
+    sync(admin, devhost, connected.stream)
+    connected.delete(D)  # while the token dies: only the full listing can tell
+    connected.fault("resync")
+    runs = sync(admin, devhost, connected.stream)
+    assert "resynced" in {r["status"] for r in runs} and "failed" not in {r["status"] for r in runs}
+    assert live(admin, connected.entity_type) == connected.count() == N - D
+    assert status(admin)["status"] == "connected" and admin.get("/dead-letters").json() == []
