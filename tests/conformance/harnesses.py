@@ -53,6 +53,15 @@ class Harness:
         """Live records of the primary stream in the sandbox."""
         raise NotImplementedError
 
+    push_changes: dict[str, Any] = field(default_factory=dict)  # an update the provider accepts
+
+    def pushable(self) -> None:
+        """Make sure the first record can be written by the hub (Slack: only the bot's own messages)."""
+
+    def writes(self) -> int:
+        """How many writes the sandbox has applied."""
+        return sum(1 for method, _, status in self.sandbox.request_log if method == "PATCH" and status < 300)
+
 
 class GitHubHarness(Harness):
     def __init__(self) -> None:
@@ -60,7 +69,7 @@ class GitHubHarness(Harness):
             "deletes": "the GitHub sandbox has no issue deletion (GitHub lets only admins delete issues)",
             "malformed": "the GitHub sandbox has no malformed-body fault",
             "resync": "GitHub's `since` watermark never expires",
-        }, three_pages=203)
+        }, three_pages=203, push_changes={"title": "pushed once"})
 
     def start(self, records: int) -> None:
         from sandbox.github import GitHubSandbox
@@ -89,7 +98,7 @@ class SalesforceHarness(Harness):
             "rate_limit": "Salesforce sends no Retry-After: a spent quota waits quota_reset_seconds (an hour), "
             "covered by test_salesforce_adapter",
             "resync": "an expired query locator resyncs; covered by test_salesforce_adapter",
-        }, three_pages=13)
+        }, three_pages=13, push_changes={"Phone": "+1 555 0142"})
 
     def start(self, records: int) -> None:
         from sandbox.salesforce import SalesforceSandbox
@@ -121,7 +130,8 @@ class SalesforceHarness(Harness):
 class NotionHarness(Harness):
     def __init__(self) -> None:
         super().__init__("notion", "databases", "page", three_pages=203, unsupported={
-            "resync": "Notion has no delta token to expire (a last_edited_time filter)"})
+            "resync": "Notion has no delta token to expire (a last_edited_time filter)"},
+            push_changes={"Notes": {"rich_text": [{"type": "text", "text": {"content": "pushed once"}}]}})
 
     def start(self, records: int) -> None:
         from sandbox.notion import NotionSandbox
@@ -158,7 +168,7 @@ class NotionHarness(Harness):
 class SlackHarness(Harness):
     def __init__(self) -> None:
         super().__init__("slack", "channels", "message", three_pages=403, unsupported={
-            "resync": "Slack's `oldest` watermark never expires"})
+            "resync": "Slack's `oldest` watermark never expires"}, push_changes={"text": "pushed once"})
 
     def start(self, records: int) -> None:
         from sandbox.slack import SlackSandbox
@@ -194,10 +204,16 @@ class SlackHarness(Harness):
     def count(self) -> int:
         return len(self.sandbox.workspace.messages(self.channel))
 
+    def pushable(self) -> None:
+        self.sandbox.post_message(self.channel, "the bot's own message")  # the newest: listed first
+
+    def writes(self) -> int:
+        return int(self.sandbox.calls("chat.update"))
+
 
 class GoogleHarness(Harness):
     def __init__(self) -> None:
-        super().__init__("google", "calendar_events", "event", three_pages=503)
+        super().__init__("google", "calendar_events", "event", three_pages=503, push_changes={"summary": "pushed once"})
 
     def start(self, records: int) -> None:
         from sandbox.google import GoogleSandbox
@@ -232,6 +248,9 @@ class GoogleHarness(Harness):
 
     def count(self) -> int:
         return sum(1 for e in self.sandbox.calendar.events if e.get("status") != "cancelled")
+
+    def writes(self) -> int:
+        return int(self.sandbox.calls("calendar.events.patch"))
 
 
 HARNESSES: dict[str, type[Harness]] = {

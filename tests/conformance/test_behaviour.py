@@ -179,3 +179,33 @@ def test_a_dead_delta_token_resyncs_to_the_exact_count(connected: Harness, devho
     assert "resynced" in {r["status"] for r in runs} and "failed" not in {r["status"] for r in runs}
     assert live(admin, connected.entity_type) == connected.count() == N - D
     assert status(admin)["status"] == "connected" and admin.get("/dead-letters").json() == []
+
+
+def test_a_pushed_change_reaches_the_provider_once_even_when_delivered_twice(
+    connected: Harness, devhost: Any, admin: httpx.Client
+) -> None:
+    from shared.api import outbound_worker
+    from shared.messages import OutboundMessage, encode
+    from shared.sessions import integration_session
+
+    connected.pushable()
+    sync(admin, devhost, connected.stream)
+    listed = admin.get(f"/integrations/{INTEGRATION}/records", params={"limit": 500}).json()
+    candidates = [r for r in listed if r["entity_type"] == connected.entity_type and not r.get("deleted")]
+    if connected.provider == "slack":  # the bot may change only its own message
+        candidates = [r for r in candidates if r["data"].get("text") == "the bot's own message"]
+    target = candidates[0]
+    before = connected.writes()
+    change = {"operation": "update", "entity_type": connected.entity_type, "external_id": target["external_id"],
+              "changes": connected.push_changes}
+    queued = admin.post(f"/integrations/{INTEGRATION}/changes", json=change)
+    assert queued.status_code == 202, queued.text
+    key = queued.json()["idempotency_key"]
+    assert wait_for(lambda: connected.writes() > before, devhost)
+    devhost.drain(5)
+    again = OutboundMessage(tenant_id="tenant-a", integration_id=INTEGRATION, entity_type=connected.entity_type,
+                            external_id=target["external_id"], changes=connected.push_changes, idempotency_key=key)
+    session = integration_session("tenant-a", INTEGRATION)
+    assert outbound_worker(encode(again), f"{key}-again", 1, session) == "completed"  # delivered a second time
+    assert connected.writes() == before + 1
+    assert admin.get("/dead-letters").json() == [] and status(admin)["status"] == "connected"
