@@ -22,7 +22,7 @@ from typing import Protocol
 import httpx
 from pydantic import SecretStr
 
-from shared.errors import HubError, RateLimited, RetryLater
+from shared.errors import HubError, RateLimited, ReauthRequired, RetryLater
 
 log = logging.getLogger("ihub.http")
 
@@ -127,7 +127,18 @@ class AuthPolicy:
 
     def send(self, request: httpx.Request, ctx: RequestContext, next_: SendFn) -> httpx.Response:
         self._strategy.apply(request, ctx.credential)
-        return next_(request, ctx)
+        try:
+            return next_(request, ctx)
+        except ReauthRequired:
+            # Refresh-and-retry once: a credential that can renew itself (shared.credentials.applied)
+            # goes through the fenced refresh and the request is sent again with the new value.
+            renew = getattr(ctx.credential, "refreshed", None)
+            fresh = renew() if callable(renew) else None
+            if fresh is None:
+                raise
+            ctx.credential = fresh
+            self._strategy.apply(request, fresh)
+            return next_(request, ctx)
 
 
 class RateLimitState:

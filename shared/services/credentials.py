@@ -1,15 +1,14 @@
 """Credentials of integrations, kept in the secret store (Key Vault in Azure).
 
-Each integration has up to two secrets: its token bundle (JSON, with ``expires_on`` set to
-the access token's expiry so Key Vault can raise SecretNearExpiry) and its webhook signing
-secret. Values are SecretStr everywhere and never logged.
+Each integration has up to two credentials, each one secret (see
+:mod:`shared.credentials.models`): its auth credential (one of the nine types; ``expires_on``
+is the access token's expiry, so Key Vault can raise ``SecretNearExpiry``) and its webhook
+signing secret. Values are SecretStr everywhere and never logged. Every write is a new version.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -19,23 +18,38 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from shared import jsonio
-from shared.domain import Integration, doc_id, utcnow
-from shared.errors import ReauthRequired
+from shared.credentials.applied import AppliedCredential
+from shared.credentials.models import (
+    CONTENT_TYPE,
+    MANAGED_TAG,
+    AnyCredential,
+    OAuth2AuthorizationCode,
+    StaticBearer,
+    WebhookSigningSecret,
+    credential_tags,
+    from_secret_value,
+    secret_base_name,
+    secret_name,
+    to_secret_value,
+)
+from shared.domain import Integration, utcnow
+from shared.errors import InvalidInput, ReauthRequired
 from shared.ports.secrets import SecretNotFound, SecretProperties, SecretStore
 
 log = logging.getLogger("ihub.credentials")
 
-MANAGED_TAG = "ihub-managed"
-
+__all__ = ["CredentialInput", "CredentialService", "NearExpiry", "StoredCredential", "secret_base_name"]
 
 Token = Annotated[SecretStr, Field(min_length=1, max_length=8192)]
+Renewer = Callable[[Integration, SecretStr], SecretStr | None]
 
 
 class CredentialInput(BaseModel):
-    """What an operator (or the OAuth callback) hands us for one integration.
+    """What an operator hands us for one integration (``PUT .../credential``).
 
-    Sizes are bounded so a bundle always fits one Key Vault secret (25 KB).
+    Sizes are bounded so a credential always fits one Key Vault secret (25 KB). An access token
+    with a refresh token is stored as an authorization-code grant, one without as a static
+    bearer token; ``webhook_secret`` as a webhook signing secret.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -50,6 +64,26 @@ class CredentialInput(BaseModel):
         default_factory=dict, max_length=16
     )
 
+    def credentials(self) -> list[AnyCredential]:
+        """The typed credentials this input stands for."""
+        found: list[AnyCredential] = []
+        if self.refresh_token is not None:
+            found.append(
+                OAuth2AuthorizationCode(
+                    access_token=self.access_token or SecretStr("-"),
+                    refresh_token=self.refresh_token,
+                    token_type=self.token_type,
+                    scopes=(self.scope or "").split(),
+                    expires_at=self.expires_at if self.access_token else utcnow() - timedelta(seconds=1),
+                    extra=self.extra,
+                )
+            )
+        elif self.access_token is not None:
+            found.append(StaticBearer(token=self.access_token, expires_at=self.expires_at))
+        if self.webhook_secret is not None:
+            found.append(WebhookSigningSecret(secret=self.webhook_secret))
+        return found
+
 
 @dataclass(frozen=True)
 class NearExpiry:
@@ -60,17 +94,34 @@ class NearExpiry:
     integration_id: str
     provider: str
     expires_on: datetime
+    credential_type: str = ""
+    refreshable: bool = True
 
 
-def secret_base_name(integration: Integration) -> str:
-    """Key-Vault-safe, unique, readable base name for an integration's secrets."""
-    readable = re.sub(r"[^0-9a-zA-Z]+", "-", integration.id).strip("-")[:60] or "int"
-    digest = doc_id("x", f"{integration.tenant_id}/{integration.id}")[2:14]
-    return f"ihub-{readable}-{digest}"
+@dataclass(frozen=True)
+class StoredCredential:
+    """One stored credential version: the typed credential and its secret's properties."""
+
+    credential: AnyCredential
+    properties: SecretProperties
+
+    @property
+    def fence(self) -> int:
+        """The fencing token it was written under (0: not written by a refresh)."""
+        raw = self.properties.tags.get("fence", "0")
+        return int(raw) if raw.isdigit() else 0
 
 
 class CredentialService:
-    """Stores, caches and lists integration credentials."""
+    """Stores, caches and lists integration credentials.
+
+    Args:
+        secrets: The secret store.
+        cache_seconds: How long a read credential is reused in this process (a write or a
+            refresh here drops it at once; other instances see a refresh on their next read
+            after this, or at once on a 401 through the renew hook).
+        clock: Seconds source of the cache.
+    """
 
     def __init__(
         self, secrets: SecretStore, *, cache_seconds: float = 60.0, clock: Callable[[], float] = time.time
@@ -78,60 +129,128 @@ class CredentialService:
         self._secrets = secrets
         self._cache_seconds = cache_seconds
         self._clock = clock
-        self._cache: dict[str, tuple[float, SecretStr | None]] = {}
+        self._cache: dict[str, tuple[float, StoredCredential | None]] = {}
         self._lock = threading.Lock()
+        self.renewer: Renewer | None = None
+        """Set by the token refresher: a rejected value in, a refreshed credential out."""
+
+    @property
+    def secrets(self) -> SecretStore:
+        return self._secrets
+
+    # ------------------------------------------------------------------ writing
 
     def store(self, integration: Integration, cred: CredentialInput) -> str:
-        """Write the token bundle (and webhook secret when given); returns the credential ref."""
-        base = secret_base_name(integration)
-        tags = {
-            MANAGED_TAG: "true",
-            "tenant": integration.tenant_id,
-            "integration": integration.id,
-            "provider": integration.provider,
-        }
-        if cred.access_token is not None or cred.refresh_token is not None:
-            bundle = {
-                "access_token": cred.access_token.get_secret_value() if cred.access_token else None,
-                "refresh_token": cred.refresh_token.get_secret_value() if cred.refresh_token else None,
-                "token_type": cred.token_type,
-                "scope": cred.scope,
-                "extra": cred.extra,
-            }
-            self._secrets.set(
-                base,
-                json.dumps(bundle),
-                expires_on=cred.expires_at,
-                content_type="application/json",
-                tags={**tags, "kind": "token"},
-            )
-        if cred.webhook_secret is not None:
-            self._secrets.set(
-                f"{base}-webhook",
-                cred.webhook_secret.get_secret_value(),
-                content_type="text/plain",
-                tags={**tags, "kind": "webhook"},
-            )
-        self.invalidate(base)
-        return base
+        """Write the credentials of an operator's input; returns the credential ref."""
+        typed = cred.credentials()
+        if not typed:
+            raise InvalidInput("body: give at least one of access_token, refresh_token, webhook_secret")
+        for one in typed:
+            self.put(integration, one)
+        return secret_base_name(integration)
 
-    def access_token(self, integration: Integration) -> SecretStr:
-        """The current access token; ReauthRequired when none is stored."""
-        if not integration.credential_ref:
-            raise ReauthRequired(f"integration {integration.id} has no credential")
-        token = self._cached(integration.credential_ref, self._load_access_token)
-        if token is None:
-            raise ReauthRequired(f"integration {integration.id} has no access token stored")
-        return token
+    def put(self, integration: Integration, cred: AnyCredential, *, fence: int | None = None) -> SecretProperties:
+        """Write ``cred`` as a new version of its secret (auth or webhook); returns its properties."""
+        name = secret_name(integration, cred.kind)
+        props = self._secrets.set(
+            name,
+            to_secret_value(cred),
+            expires_on=cred.expires_at,
+            content_type=CONTENT_TYPE,
+            tags=credential_tags(integration, cred, fence=fence),
+        )
+        self.invalidate(name)
+        return props
 
-    def webhook_secret(self, integration: Integration) -> SecretStr | None:
-        """The webhook signing secret, or None when not configured."""
+    def remove(self, integration: Integration) -> bool:
+        """Delete the integration's secrets (Key Vault soft-deletes: recoverable, never served)."""
+        removed = False
+        for kind in ("auth", "webhook"):
+            name = secret_name(integration, kind)
+            try:
+                self._secrets.delete(name)
+                removed = True
+            except SecretNotFound:
+                pass
+            self.invalidate(name)
+        return removed
+
+    # ------------------------------------------------------------------ reading
+
+    def load(self, integration: Integration, kind: str = "auth", *, fresh: bool = False) -> StoredCredential | None:
+        """The integration's current ``auth`` or ``webhook`` credential (``fresh``: bypass the cache)."""
         if not integration.credential_ref:
             return None
-        return self._cached(f"{integration.credential_ref}-webhook", self._load_plain)
+        name = secret_name(integration, kind)
+        if not fresh:
+            hit = self._cache.get(name)
+            if hit is not None and hit[0] > self._clock():
+                return hit[1]
+        found = self.read(name, kind)
+        with self._lock:
+            self._cache[name] = (self._clock() + self._cache_seconds, found)
+        return found
+
+    def read(self, name: str, kind: str = "auth") -> StoredCredential | None:
+        """Read one secret by name from the store (no cache); ``None`` when absent."""
+        try:
+            secret = self._secrets.get(name)
+        except SecretNotFound:
+            return None
+        try:
+            cred = from_secret_value(secret.value.get_secret_value(), secret.properties.content_type, kind=kind)
+        except InvalidInput as exc:
+            raise ReauthRequired(f"the stored credential {name} cannot be read ({exc}); set it again") from None
+        return StoredCredential(cred, secret.properties)
+
+    def access_token(self, integration: Integration) -> SecretStr:
+        """What goes on requests: an :class:`AppliedCredential` (ReauthRequired when none is stored)."""
+        if not integration.credential_ref:
+            raise ReauthRequired(f"integration {integration.id} has no credential")
+        stored = self.load(integration)
+        if stored is None:
+            raise ReauthRequired(f"integration {integration.id} has no access token stored")
+        cred = stored.credential
+        value = cred.bearer()
+        if value is None or cred.kind != "auth":
+            if cred.can_refresh() and self.renewer is not None:
+                renewed = self.renewer(integration, SecretStr(""))
+                if renewed is not None:
+                    return renewed
+            raise ReauthRequired(f"integration {integration.id} has no access token stored")
+        return self.applied(integration, cred, value)
+
+    def applied(self, integration: Integration, cred: AnyCredential, value: SecretStr) -> AppliedCredential:
+        """``value`` as an adapter sees it: typed, with the renew hook when the credential can refresh."""
+        renewer = self.renewer if cred.can_refresh() else None
+        return AppliedCredential(
+            value.get_secret_value(),
+            credential_type=cred.type,
+            placement=getattr(cred, "placement", None),
+            name=getattr(cred, "name", None),
+            renew=(lambda rejected: renewer(integration, rejected)) if renewer is not None else None,
+        )
+
+    def webhook_secret(self, integration: Integration) -> SecretStr | None:
+        """The current webhook signing secret, or None when not configured."""
+        secrets = self.webhook_secrets(integration)
+        return secrets[0] if secrets else None
+
+    def webhook_secrets(self, integration: Integration, now: datetime | None = None) -> list[SecretStr]:
+        """Webhook secrets to verify against: the current one, then the previous one while its
+        rotation overlap lasts. Empty when none is configured. For the webhook intake."""
+        stored = self.load(integration, "webhook")
+        if stored is None or not isinstance(stored.credential, WebhookSigningSecret):
+            return []
+        cred = stored.credential
+        found = [cred.secret]
+        until = cred.previous_valid_until
+        if cred.previous_secret is not None and until is not None and until > (now or utcnow()):
+            found.append(cred.previous_secret)
+        return found
 
     def near_expiry(self, window_seconds: int, now: datetime | None = None) -> list[NearExpiry]:
-        """Managed token bundles expiring within ``window_seconds`` (expired ones included)."""
+        """Managed auth credentials expiring within ``window_seconds`` (expired ones included)."""
         limit = (now or utcnow()) + timedelta(seconds=window_seconds)
         found = []
         for props in self._secrets.list_properties():
@@ -144,44 +263,22 @@ class CredentialService:
                     props.tags.get("integration", "?"),
                     props.tags.get("provider", "?"),
                     props.expires_on,
+                    props.tags.get("type", ""),
+                    props.tags.get("refreshable", "true") == "true",
                 )
             )
         return sorted(found, key=lambda n: n.expires_on)
 
-    def invalidate(self, base: str) -> None:
-        """Drop cached values of one credential (after a write or a refresh)."""
+    def managed(self) -> list[SecretProperties]:
+        """Properties of every managed credential secret (no values)."""
+        return [p for p in self._secrets.list_properties() if p.tags.get(MANAGED_TAG) == "true"]
+
+    def invalidate(self, name: str) -> None:
+        """Drop the cached value of one secret (after a write or a refresh)."""
         with self._lock:
-            self._cache.pop(base, None)
-            self._cache.pop(f"{base}-webhook", None)
-
-    # ------------------------------------------------------------------ internals
-
-    def _cached(self, name: str, load: Callable[[str], SecretStr | None]) -> SecretStr | None:
-        now = self._clock()
-        hit = self._cache.get(name)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        value = load(name)
-        with self._lock:
-            self._cache[name] = (now + self._cache_seconds, value)
-        return value
-
-    def _load_plain(self, name: str) -> SecretStr | None:
-        try:
-            return self._secrets.get(name).value
-        except SecretNotFound:
-            return None
-
-    def _load_access_token(self, name: str) -> SecretStr | None:
-        raw = self._load_plain(name)
-        if raw is None:
-            return None
-        try:
-            bundle = jsonio.loads(raw.get_secret_value(), what="stored token bundle")
-        except jsonio.InvalidJson as exc:
-            raise ReauthRequired(f"the stored credential {name} is not a token bundle ({exc}); set it again") from None
-        token = bundle.get("access_token") if isinstance(bundle, dict) else None
-        return SecretStr(token) if isinstance(token, str) and token else None
+            self._cache.pop(name, None)
+            if not name.endswith("-webhook"):
+                self._cache.pop(f"{name}-webhook", None)
 
 
 def _is_token(props: SecretProperties) -> bool:
