@@ -72,8 +72,20 @@ def token_refresher(timer: func.TimerRequest) -> None:
     get_hub().tokens.scan()
 
 
+@app.function_name("SubscriptionRenewer")
+@app.timer_trigger(arg_name="timer", schedule="%SUBSCRIPTION_RENEW_SCHEDULE%", run_on_startup=False, use_monitor=True)
+def subscription_renewer(timer: func.TimerRequest) -> None:
+    from shared.runtime import get_hub
+
+    hub = get_hub()
+    hub.subscriptions.reconcile(hub.settings.public_base_url)  # connected integrations get their subscriptions
+    hub.subscriptions.renew_due()  # watch channels expiring soon: a new one first, then the old one stopped
+
+
 @app.function_name("WebhookReceiver")
-@app.route(route="webhooks/{provider}/{integration_id}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@app.route(
+    route="webhooks/{provider}/{integration_id}/{token?}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS
+)
 def webhook_receiver(req: func.HttpRequest) -> func.HttpResponse:
     from shared.api import webhook_receiver as handle
 

@@ -98,8 +98,9 @@ def _config(found: WebhookProfile, args: argparse.Namespace) -> SchemeConfig:
         if spec is not None:
             from adapters.base.webhooks import scheme_config
 
-            registered = scheme_config(spec)
-            if registered.scheme == config.scheme:
+            candidates = [v.verification for v in spec.variants] or [scheme_config(spec)]
+            registered = next((c for c in candidates if c.scheme == config.scheme), None)
+            if registered is not None:
                 config = registered
     overrides = {
         k: v

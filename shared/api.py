@@ -27,6 +27,7 @@ from shared.domain import Integration, validation_message
 from shared.errors import HubError, InvalidInput, NotFound, RetryLater
 from shared.messages import parse_inbound, parse_outbound, valid_id
 from shared.runtime import Hub, get_hub
+from shared.webhook_api import webhook_routes
 
 log = logging.getLogger("ihub.api")
 
@@ -93,9 +94,14 @@ def webhook_receiver(req: func.HttpRequest) -> func.HttpResponse:
             req.route_params.get("integration_id", ""),
             req.headers,
             req.get_body(),
+            req.route_params.get("token") or None,
         )
     except Exception as exc:  # answered as JSON, with the status the error's class names
         return error_response(exc)
+    if result.raw is not None or result.body is None:  # the exact answer the provider's scheme expects
+        return func.HttpResponse(
+            result.raw or b"", status_code=result.status, headers=result.headers, mimetype=result.content_type
+        )
     return _json(result.status, result.body, result.headers)
 
 
@@ -230,6 +236,7 @@ def _routes(hub: Hub) -> list[Route]:
         r("GET", rf"integrations/{_ID}/stats", lambda q, id: (200, a.stats(q.tenant, id))),
         r("GET", rf"integrations/{_ID}/report", lambda q, id: (200, a.report(q.tenant, id))),
         r("GET", r"dead-letters", lambda q: (200, a.list_dead_letters(q.tenant, _limit(q.params)))),
+        *webhook_routes(hub, r),
     ]
 
 

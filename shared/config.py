@@ -63,6 +63,17 @@ class Settings(BaseSettings):
     container_schedules: str = Field("schedules", validation_alias=_env("COSMOS_CONTAINER_SCHEDULES"))
     container_id_claims: str = Field("id_claims", validation_alias=_env("COSMOS_CONTAINER_ID_CLAIMS"))
     container_push_receipts: str = Field("push_receipts", validation_alias=_env("COSMOS_CONTAINER_PUSH_RECEIPTS"))
+    container_credential_leases: str = Field(
+        "credential_leases", validation_alias=_env("COSMOS_CONTAINER_CREDENTIAL_LEASES")
+    )
+    """Refresh leases (fencing tokens), single-use OAuth states and expiry-notice markers (TTL on)."""
+    container_entities: str = Field("entities", validation_alias=_env("COSMOS_CONTAINER_ENTITIES"))
+    container_derived_records: str = Field("derived_records", validation_alias=_env("COSMOS_CONTAINER_DERIVED_RECORDS"))
+    container_conflicts: str = Field("conflicts", validation_alias=_env("COSMOS_CONTAINER_CONFLICTS"))
+    container_merge_proposals: str = Field("merge_proposals", validation_alias=_env("COSMOS_CONTAINER_MERGE_PROPOSALS"))
+    container_webhook_subscriptions: str = Field(
+        "webhook_subscriptions", validation_alias=_env("COSMOS_CONTAINER_WEBHOOK_SUBSCRIPTIONS")
+    )
     """Integration-id claims: one fixed partition, written create-if-absent (ids unique across tenants)."""
 
     # --- Key Vault -----------------------------------------------------------------------
@@ -102,7 +113,22 @@ class Settings(BaseSettings):
     webhook_event_ttl_seconds: int = Field(30 * 86400, gt=0, validation_alias=_env("WEBHOOK_EVENT_TTL_SECONDS"))
     webhook_sweep_after_seconds: int = Field(120, ge=0, validation_alias=_env("WEBHOOK_SWEEP_AFTER_SECONDS"))
     """Age at which a webhook event still ``received`` is re-enqueued by the SyncScheduler's sweep."""
+    webhook_certs_urls: dict[str, str] = Field(default_factory=dict, validation_alias=_env("IHUB_WEBHOOK_CERTS_URLS"))
+    """Provider -> URL of the keys its signed push tokens are checked against (default: the spec's)."""
+    public_base_url: str | None = Field(None, validation_alias=_env("IHUB_PUBLIC_BASE_URL"))
+    """``https://<app>.azurewebsites.net/api``: where providers reach the webhook routes (subscriptions)."""
+    subscription_renew_schedule: str = Field("0 */10 * * * *", validation_alias=_env("SUBSCRIPTION_RENEW_SCHEDULE"))
     token_refresh_window_seconds: int = Field(900, ge=0, validation_alias=_env("TOKEN_REFRESH_WINDOW_SECONDS"))
+    token_refresh_concurrency: int = Field(16, ge=1, le=256, validation_alias=_env("TOKEN_REFRESH_CONCURRENCY"))
+    credential_expiry_notice_days: float = Field(14.0, ge=0, validation_alias=_env("CREDENTIAL_EXPIRY_NOTICE_DAYS"))
+    oauth_base_urls: dict[str, str] = Field(default_factory=dict, validation_alias=_env("IHUB_OAUTH_BASE_URLS"))
+    """Provider -> base URL re-hosting the spec's OAuth URLs (the sandboxes, a GitHub Enterprise server)."""
+    oauth_clients: SecretStr | None = Field(None, validation_alias=_env("IHUB_OAUTH_CLIENTS"))
+    """JSON: provider -> {client_id, client_secret} of the hub's OAuth app there (a Key Vault reference in Azure)."""
+    oauth_redirect_url: str | None = Field(None, validation_alias=_env("IHUB_OAUTH_REDIRECT_URL"))
+    """The callback URL registered at the providers; default ``<request's /api base>/oauth/callback``."""
+    oauth_state_key: SecretStr | None = Field(None, validation_alias=_env("IHUB_OAUTH_STATE_KEY"))
+    """HMAC key of OAuth states; default a random key kept in the secret store."""
     sync_stale_run_seconds: int = Field(3600, gt=0, validation_alias=_env("SYNC_STALE_RUN_SECONDS"))
     provider_base_urls: dict[str, str] = Field(default_factory=dict, validation_alias=_env("IHUB_PROVIDER_BASE_URLS"))
     http_timeout_seconds: float = Field(30.0, gt=0, validation_alias=_env("IHUB_HTTP_TIMEOUT_SECONDS"))
@@ -119,7 +145,7 @@ class Settings(BaseSettings):
             return {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
         return data
 
-    @field_validator("provider_base_urls", mode="before")
+    @field_validator("provider_base_urls", "webhook_certs_urls", "oauth_base_urls", mode="before")
     @classmethod
     def _parse_json_map(cls, value: object) -> object:
         if isinstance(value, str):
@@ -143,6 +169,12 @@ class Settings(BaseSettings):
             "dead_letters": self.container_dead_letters,
             "schedules": self.container_schedules,
             "push_receipts": self.container_push_receipts,
+            "credential_leases": self.container_credential_leases,
+            "entities": self.container_entities,
+            "derived_records": self.container_derived_records,
+            "conflicts": self.container_conflicts,
+            "merge_proposals": self.container_merge_proposals,
+            "webhook_subscriptions": self.container_webhook_subscriptions,
         }
 
     def require(self, field: str, why: str) -> str:

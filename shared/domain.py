@@ -8,13 +8,13 @@ Models are pydantic; documents in the store are ``model.to_doc()`` and come back
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Self
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, field_validator
 
 from shared.errors import InvalidInput
@@ -132,6 +132,10 @@ class StreamConfig(BaseModel):
     schedule: str = Field("0 */15 * * * *", description="NCRONTAB, 6 fields (seconds first)")
     direction: Direction = Direction.INBOUND
     conflict_strategy: str = Field("last_writer_wins", min_length=1)
+    field_strategies: dict[str, str] = Field(default_factory=dict)
+    """Per-field conflict strategy overrides (:mod:`shared.engine.merge`)."""
+    source_priority: dict[str, list[str]] = Field(default_factory=dict)
+    """Ranked sources per field (``"*"``: every field) for ``source_priority``."""
     enabled: bool = True
 
     @field_validator("schedule")
@@ -363,8 +367,8 @@ def doc_id(prefix: str, natural_key: str) -> str:
 
 
 def content_hash(data: Any) -> str:
-    """SHA-256 of the canonical JSON of ``data``."""
-    raw = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()
+    """SHA-256 of the canonical JSON of ``data`` (orjson, sorted keys: the bytes the write path hashes)."""
+    raw = orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
     return hashlib.sha256(raw).hexdigest()
 
 
@@ -372,6 +376,7 @@ class WebhookStatus(StrEnum):
     RECEIVED = "received"
     ENQUEUED = "enqueued"
     PROCESSED = "processed"
+    IGNORED = "ignored"
     FAILED = "failed"
 
 
@@ -392,8 +397,12 @@ class WebhookEvent(Model):
     received_at: Timestamp = Field(default_factory=utcnow)
     processed_at: Timestamp | None = None
     error: str | None = None
-    ttl: int | None = None
+    reason: str | None = None  # why an event was ignored
+    variant: str | None = None  # the delivery kind that judged it (a provider with several)
+    subscription_id: str | None = None  # the managed subscription it came through
+    replays: int = 0
     type: Literal["webhook_event"] = "webhook_event"
+    ttl: int | None = None
 
 
 class DeadLetter(Model):

@@ -11,6 +11,7 @@ import threading
 from shared.backends.factory import Ports, build_ports
 from shared.claim_check import ClaimCheckQueue
 from shared.config import Settings, get_settings
+from shared.credentials.wiring import wire as wire_credentials
 from shared.services.admin import AdminService
 from shared.services.connections import AdapterHub
 from shared.services.credentials import CredentialService
@@ -18,7 +19,7 @@ from shared.services.events import DomainEvents
 from shared.services.outbound import OutboundService
 from shared.services.repositories import Repositories
 from shared.services.sync import SyncService
-from shared.services.tokens import TokenRefresher
+from shared.services.webhook_subscriptions import SubscriptionService
 from shared.services.webhooks import WebhookIntake
 from shared.services.work import WorkRunner
 
@@ -55,6 +56,8 @@ class Hub:
             settings.blob_container_webhooks,
             self.events,
             max_pages_per_run=settings.max_pages_per_run,
+            containers=settings.containers,
+            outbound_queue=settings.sync_outbound_queue,
         )
         self.webhooks = WebhookIntake(
             self.repos,
@@ -68,6 +71,7 @@ class Hub:
             inline_max_bytes=settings.webhook_inline_max_bytes,
             ttl_seconds=settings.webhook_event_ttl_seconds,
             sweep_after_seconds=settings.webhook_sweep_after_seconds,
+            certs_urls=settings.webhook_certs_urls,
         )
         self.admin = AdminService(
             self.repos,
@@ -79,8 +83,10 @@ class Hub:
             settings.sync_outbound_queue,
             claims_container=settings.container_id_claims,
         )
+        self.subscriptions = SubscriptionService(self.repos, self.credentials, self.adapters)
         self.outbound = OutboundService(self.repos, self.adapters)
-        self.tokens = TokenRefresher(self.credentials, settings.token_refresh_window_seconds)
+        self.credential_services = wire_credentials(self)  # fenced refresh, OAuth connect, expiry notices
+        self.tokens, self.oauth = self.credential_services.tokens, self.credential_services.oauth
         self.inbound_runner, self.outbound_runner = (
             WorkRunner(
                 self.queue,
@@ -93,6 +99,7 @@ class Hub:
         )
 
     def close(self) -> None:
+        self.credential_services.close()
         self.adapters.close()
         self.ports.close()
 

@@ -47,12 +47,14 @@ def test_import_registers_every_function_with_settings_driven_bindings() -> None
         "SyncInboundDeadLetters": "serviceBusTrigger",
         "SyncOutboundDeadLetters": "serviceBusTrigger",
         "TokenRefresher": "timerTrigger",
+        "SubscriptionRenewer": "timerTrigger",
         "WebhookReceiver": "httpTrigger",
         "KeyVaultSecretEvents": "eventGridTrigger",
         "AdminApi": "httpTrigger",
     }
     assert by_name["SyncScheduler"]["binding"]["schedule"] == "%SYNC_SCHEDULE%"
     assert by_name["TokenRefresher"]["binding"]["schedule"] == "%TOKEN_REFRESH_SCHEDULE%"
+    assert by_name["SubscriptionRenewer"]["binding"]["schedule"] == "%SUBSCRIPTION_RENEW_SCHEDULE%"
     assert by_name["SyncInboundWorker"]["binding"]["queueName"] == "%SYNC_INBOUND_QUEUE%"
     assert by_name["SyncOutboundWorker"]["binding"]["queueName"] == "%SYNC_OUTBOUND_QUEUE%"
     assert by_name["SyncInboundWorker"]["binding"]["connection"] == "ServiceBusConnection"
@@ -61,7 +63,7 @@ def test_import_registers_every_function_with_settings_driven_bindings() -> None
     assert by_name["SyncOutboundDeadLetters"]["binding"]["queueName"] == "%SYNC_OUTBOUND_QUEUE%/$DeadLetterQueue"
     assert by_name["SyncInboundDeadLetters"]["binding"].get("isSessionsEnabled") in (None, "False")
     webhook = by_name["WebhookReceiver"]["binding"]
-    assert webhook["route"] == "webhooks/{provider}/{integration_id}"
+    assert webhook["route"] == "webhooks/{provider}/{integration_id}/{token?}"
     assert "ANONYMOUS" in webhook["authLevel"] and "POST" in webhook["methods"]
     assert "FUNCTION" in by_name["AdminApi"]["binding"]["authLevel"]
 

@@ -107,8 +107,25 @@ class WebhookInfo:
 
 
 @dataclass(frozen=True)
+class RecordFetch:
+    """A record a webhook names but does not carry: fetch it from ``path`` and store it as ``stream``'s."""
+
+    stream: str
+    external_id: str
+    path: str
+
+
+@dataclass(frozen=True)
 class WebhookWork:
-    """What a webhook asks for: entities to store now and/or streams to sync."""
+    """What a webhook asks for: entities to store now, records to fetch, streams to sync.
+
+    ``stream`` is the stream whose records the entities belong to (None: the top-level stream
+    that lists their entity type). ``ignored`` is set, with the reason, when the event asks for
+    nothing the hub does (stored as ``ignored``, never as an error).
+    """
 
     entities: list[Entity] = field(default_factory=list)
     sync_streams: list[str] = field(default_factory=list)
+    fetch: list[RecordFetch] = field(default_factory=list)
+    stream: str | None = None
+    ignored: str | None = None

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from adapters.base.verify.config import SchemeConfig
+from adapters.base.webhook_spec import WebhookSpec
 
 
 class _Spec(BaseModel):
@@ -35,6 +35,20 @@ class AuthSpec(_Spec):
     token_url: str | None = None
     scopes: tuple[str, ...] = ()
     refresh_token_rotates: bool = False
+    # OAuth connect, token requests and revocation (shared.credentials); URLs are the provider's
+    # own, re-hosted by IHUB_OAUTH_BASE_URLS or an integration's ``oauth_base_url`` config key.
+    authorize_url: str | None = None
+    revoke_url: str | None = None
+    revoke_style: Literal["form_token", "json_token_basic", "bearer"] = "form_token"
+    pkce: bool = False
+    client_auth: Literal["basic", "body"] = "body"
+    token_body: Literal["form", "json"] = "form"
+    scope_separator: str = " "
+    authorize_params: dict[str, str] = Field(default_factory=dict)
+    installation_token_path: str | None = None
+    """An app-installation token's path under the API base, with ``{installation_id}``."""
+    api_key_in: Literal["header", "query"] = "header"
+    api_key_name: str = "X-API-Key"
 
 
 class PaginationSpec(_Spec):
@@ -199,31 +213,76 @@ class PushSpec(_Spec):
     version_path: str | None = None
 
 
-class WebhookSpec(_Spec):
-    """How the provider signs and identifies webhook deliveries.
+CanonicalType = Literal["person", "organization", "task", "message", "document", "event", "channel"]
+ConflictStrategy = Literal["remote_wins", "local_wins", "last_write_wins", "field_merge", "source_priority", "manual"]
 
-    ``verification`` chooses the verification strategy (:mod:`adapters.base.verify`), usually a
-    provider profile's config (``adapters.base.verify.profiles``). Without it, the legacy
-    ``signature_header``/``signature_prefix`` describe a hex HMAC-SHA256 of the body.
+
+class FieldMap(_Spec):
+    """One canonical field from the raw record (see :class:`MappingSpec`).
+
+    ``path`` is dotted (``profile.email``, ``labels.0.name``); several paths with ``join``
+    are joined by ``sep``. ``transform``: ``copy``; ``join``; ``split`` (``path`` split on
+    ``sep``, part ``index``); ``date`` (ISO 8601 or epoch seconds to ``...Z``); ``enum``
+    (``values`` maps the raw value; others become ``default``); ``lower``; ``list`` (the
+    ``item`` path of each element of a list).
     """
 
-    scheme: Literal["hmac_sha256_hex"] = "hmac_sha256_hex"
-    signature_header: str | None = None
-    signature_prefix: str = ""
-    verification: SchemeConfig | None = None
-    event_header: str | None = None
-    delivery_id_header: str | None = None
-    delivery_id_path: str | None = None
-    event_type_path: str | None = None
-    timestamp_header: str | None = None
-    tolerance_seconds: int = 300
-    max_body_bytes: int = 25 * 1024 * 1024
+    path: str | tuple[str, ...]
+    transform: Literal["copy", "join", "split", "date", "enum", "lower", "list"] = "copy"
+    sep: str = " "
+    index: int = 0
+    values: dict[str, Any] = Field(default_factory=dict)
+    item: str | None = None
+    default: Any = None
 
-    @model_validator(mode="after")
-    def _has_scheme(self) -> WebhookSpec:
-        if self.verification is None and not self.signature_header:
-            raise ValueError("a webhook spec needs a verification scheme or a signature_header")
-        return self
+
+class LinkMap(_Spec):
+    """A typed relationship: the raw record names the target's external id at ``path``.
+
+    ``path`` may end at a list (``assignees``) whose elements' ``item`` field is the id. The
+    target is the record of ``entity_type`` (the provider's type) with that external id in the
+    same integration; until it is stored the link is pending.
+    """
+
+    rel: str
+    path: str
+    entity_type: str
+    item: str | None = None
+
+
+class DerivedMap(_Spec):
+    """Records produced from one source record (a GitHub issue's author: a ``person``).
+
+    ``path`` names an object or a list of objects in the raw record; each becomes a record of
+    ``entity_type`` with external id at ``id_field``, mapped by ``mapping``, linked from the
+    source as ``rel``.
+    """
+
+    path: str
+    entity_type: str
+    id_field: str = "id"
+    rel: str
+    mapping: MappingSpec
+
+
+class MappingSpec(_Spec):
+    """The declarative mapping of a stream's records onto one canonical entity type.
+
+    ``version``: raise it when the mapping changes; stored raw data is re-mapped (no fetch).
+    ``hook``: an adapter method ``(raw, fields) -> fields`` for the rare custom case.
+    ``writable``: canonical fields a local change may push back (plain ``copy`` paths).
+    ``strategy``/``field_strategies``: conflict strategy of the stream and per-field overrides.
+    """
+
+    canonical: CanonicalType
+    version: int = Field(1, ge=1)
+    fields: dict[str, str | FieldMap] = Field(default_factory=dict)
+    links: tuple[LinkMap, ...] = ()
+    derived: tuple[DerivedMap, ...] = ()
+    hook: str | None = None
+    writable: tuple[str, ...] = ()
+    strategy: ConflictStrategy = "field_merge"
+    field_strategies: dict[str, ConflictStrategy] = Field(default_factory=dict)
 
 
 class StreamSpec(_Spec):
@@ -284,6 +343,8 @@ class StreamSpec(_Spec):
     so every run is a full listing and, when it completes, may sweep deletes."""
     push_path: str | None = None
     push_method: Literal["PATCH", "PUT", "POST"] = "PATCH"
+    mapping: MappingSpec | None = None
+    """How the stream's records become canonical entities (:mod:`shared.engine`)."""
 
     def push_spec(self) -> PushSpec | None:
         """``push``, or the ``push_path``/``push_method`` shorthand as an update-only spec."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from adapters.base.adapter import Adapter, Entity, WebhookWork
+from adapters.base.adapter import Adapter, Entity
 from adapters.base.spec import (
     AuthSpec,
     PaginationSpec,
@@ -18,8 +18,10 @@ from adapters.base.spec import (
     PushSpec,
     RateLimitSpec,
     StreamSpec,
-    WebhookSpec,
 )
+from adapters.base.verify import profiles
+from adapters.base.webhook_spec import EventRoute, SubscriptionOp, SubscriptionSpec, WebhookSpec
+from adapters.providers.mappings import GITHUB_ISSUES
 
 SPEC = ProviderSpec(
     name="github",
@@ -42,12 +44,31 @@ SPEC = ProviderSpec(
         default_wait_seconds=60,
     ),
     webhook=WebhookSpec(
-        scheme="hmac_sha256_hex",
-        signature_header="X-Hub-Signature-256",
-        signature_prefix="sha256=",
-        event_header="X-GitHub-Event",
-        delivery_id_header="X-GitHub-Delivery",
+        verification=profiles.GITHUB,
         max_body_bytes=25 * 1024 * 1024,
+        routes=(
+            EventRoute(events=("issues",), when={"issue": None}, action="sync", stream="issues"),
+            EventRoute(events=("issues",), when={"action": "deleted"}, action="delete", stream="issues",
+                       id_path="issue.id"),
+            EventRoute(events=("issues", "issue_comment"), action="upsert", stream="issues", record_path="issue"),
+            EventRoute(events=("label", "milestone"), action="sync", stream="issues"),
+            EventRoute(events=("ping",), action="ignore", reason="ping: GitHub's test delivery, nothing to sync"),
+        ),
+        subscription=SubscriptionSpec(
+            kind="hook",
+            create=SubscriptionOp(
+                method="POST",
+                path="/repos/{owner}/{repo}/hooks",
+                body={
+                    "name": "web",
+                    "active": True,
+                    "events": "{events}",
+                    "config": {"url": "{url}", "content_type": "json", "secret": "{secret}", "insecure_ssl": "0"},
+                },
+            ),
+            delete=SubscriptionOp(method="DELETE", path="/repos/{owner}/{repo}/hooks/{hook_id}"),
+            events=("issues", "issue_comment", "label", "milestone"),
+        ),
     ),
     health_path="/rate_limit",
     streams={
@@ -61,6 +82,7 @@ SPEC = ProviderSpec(
             required_config=("owner", "repo"),
             deletes="full_listing",
             push=PushSpec(update=PushOp(method="PATCH", path="/repos/{owner}/{repo}/issues/{number}")),
+            mapping=GITHUB_ISSUES,
         ),
     },
 )
@@ -86,13 +108,3 @@ class GitHubAdapter(Adapter):
         if "pull_request" in raw:
             return [Entity("pull_request", e.external_id, e.data, e.updated_at) for e in entities]
         return entities
-
-    def webhook_work(self, event_type: str, payload: Any) -> WebhookWork:
-        """``issues``/``issue_comment`` carry the full issue: store it now. ``ping``: nothing."""
-        if event_type in ("issues", "issue_comment") and isinstance(payload, dict):
-            issue = payload.get("issue")
-            if isinstance(issue, dict):
-                return WebhookWork(entities=self.map_record("issues", issue))
-        if event_type == "ping":
-            return WebhookWork()
-        return WebhookWork(sync_streams=["issues"])

@@ -28,7 +28,10 @@ from adapters.base.request import ApiRequest, join_url
 from adapters.base.spec import (
     AuthSpec,
     BodyError,
+    DerivedMap,
     ErrorSpec,
+    FieldMap,
+    MappingSpec,
     PaginationSpec,
     ProviderSpec,
     PushOp,
@@ -37,6 +40,7 @@ from adapters.base.spec import (
     RetrySpec,
     StreamSpec,
 )
+from adapters.providers.google_webhooks import WEBHOOK
 from shared.domain import IncrementalState
 from shared.errors import FailRun
 
@@ -81,6 +85,7 @@ SPEC = ProviderSpec(
         statuses={410: "resync", 401: "reauth"},
     ),
     health_path="/drive/v3/about?fields=user",
+    webhook=WEBHOOK,
     streams={
         "calendar_events": StreamSpec(
             path="/calendar/v3/calendars/{calendar_id}/events",
@@ -98,6 +103,16 @@ SPEC = ProviderSpec(
                 update=PushOp(method="PATCH", path="/calendar/v3/calendars/{calendar_id}/events/{id}"),
                 version_path="etag",
             ),
+            mapping=MappingSpec(
+                canonical="event",
+                fields={"title": "summary", "description": "description", "location": "location",
+                        "starts_at": FieldMap(path="start.dateTime", transform="date"),
+                        "ends_at": FieldMap(path="end.dateTime", transform="date"), "status": "status"},
+                derived=(DerivedMap(path="attendees", entity_type="attendee", id_field="email", rel="attendee",
+                                    mapping=MappingSpec(canonical="person",
+                                                        fields={"email": "email", "name": "displayName"})),),
+                writable=("title", "description", "location"),
+            ),
         ),
         "drive_files": StreamSpec(
             path="/drive/v3/changes",
@@ -108,6 +123,9 @@ SPEC = ProviderSpec(
             updated_field="time",
             start_page_token_path="newStartPageToken",  # noqa: S106 - a field name
             deletes="tombstone",
+            mapping=MappingSpec(canonical="document", fields={
+                "title": "file.name", "mime_type": "file.mimeType",
+                "modified_at": FieldMap(path="time", transform="date")}),
             pagination=PaginationSpec(style="body_cursor", page_size_param="pageSize", page_size=100, **PAGE_TOKEN),
         ),
     },

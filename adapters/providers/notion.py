@@ -30,6 +30,9 @@ from adapters.base.spec import (
     AuthSpec,
     BodyError,
     ErrorSpec,
+    FieldMap,
+    LinkMap,
+    MappingSpec,
     PaginationSpec,
     ProviderSpec,
     PushOp,
@@ -37,6 +40,8 @@ from adapters.base.spec import (
     RateLimitSpec,
     StreamSpec,
 )
+from adapters.base.verify import profiles
+from adapters.base.webhook_spec import EventRoute, ManualSetup, WebhookSpec
 
 NOTION_VERSION = "2022-06-28"
 LISTING = PaginationSpec(
@@ -81,6 +86,25 @@ SPEC = ProviderSpec(
         statuses={529: "retry"},
     ),
     health_path="/v1/users/me",
+    webhook=WebhookSpec(
+        verification=profiles.NOTION,
+        routes=(
+            EventRoute(events=("page.deleted",), action="delete", stream="pages", id_path="entity.id"),
+            EventRoute(events=("page.*",), action="fetch", stream="pages", id_path="entity.id",
+                       fetch_path="/v1/pages/{id}"),
+            EventRoute(events=("database.*", "data_source.*"), action="sync", stream="databases"),
+            EventRoute(events=("comment.*",), action="ignore", reason="comments are not synced"),
+        ),
+        manual_setup=ManualSetup(
+            instructions="In the integration's settings at Notion: Webhooks -> Create a subscription with this URL "
+            "and the events below. Notion then sends a verification token here; it appears below as the secret: "
+            "paste it into Notion's Verify dialog. One token per subscription: a second one is refused.",
+            events=("page.created", "page.content_updated", "page.properties_updated", "page.deleted",
+                    "page.undeleted", "database.schema_updated"),
+            secret_label="verification_token",  # noqa: S106 - a label
+            secret_from_provider=True,
+        ),
+    ),
     streams={
         "databases": StreamSpec(
             path="/v1/search",
@@ -104,6 +128,11 @@ SPEC = ProviderSpec(
             record_path="results",
             updated_field="last_edited_time",
             deletes="full_listing",
+            mapping=MappingSpec(canonical="task", fields={
+                "title": "properties.Name.title.0.plain_text", "status": "properties.Status.status.name",
+                "due": "properties.Due.date.start", "url": "url",
+                "updated_at": FieldMap(path="last_edited_time", transform="date")},
+                links=(LinkMap(rel="assignee", path="properties.Assignee.people", item="id", entity_type="user"),)),
             push=PushSpec(
                 create=PushOp(method="POST", path="/v1/pages", body={"parent": {"database_id": "{database_id}"}},
                               body_field="properties"),

@@ -39,6 +39,8 @@ from adapters.base.spec import (
     RateLimitSpec,
     StreamSpec,
 )
+from adapters.providers.mappings import SALESFORCE as MAPPINGS
+from adapters.providers.salesforce_webhooks import WEBHOOK
 from shared.domain import IncrementalState
 from shared.errors import FailRun
 
@@ -74,6 +76,7 @@ def _sobject_streams(sobject: str, stream: str, entity_type: str) -> dict[str, S
                 update=PushOp(method="PATCH", path=row),
                 delete=PushOp(method="DELETE", path=row),
             ),
+            mapping=MAPPINGS[sobject],
         ),
         f"{stream}_deleted": StreamSpec(
             path=API + f"/sobjects/{sobject}/deleted/",
@@ -122,6 +125,7 @@ SPEC = ProviderSpec(
         quota_reset_seconds=3600,
     ),
     health_path="/services/data/v60.0/limits",
+    webhook=WEBHOOK,
     streams={
         **_sobject_streams("Account", "accounts", "account"),
         **_sobject_streams("Contact", "contacts", "contact"),

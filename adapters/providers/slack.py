@@ -31,6 +31,9 @@ from adapters.base.spec import (
     AuthSpec,
     BodyError,
     ErrorSpec,
+    FieldMap,
+    LinkMap,
+    MappingSpec,
     PaginationSpec,
     ProviderSpec,
     PushOp,
@@ -38,6 +41,8 @@ from adapters.base.spec import (
     RateLimitSpec,
     StreamSpec,
 )
+from adapters.base.verify import profiles
+from adapters.base.webhook_spec import EventRoute, ManualSetup, WebhookSpec
 from shared.domain import IncrementalState
 from shared.errors import SkipRecord
 
@@ -76,14 +81,46 @@ SPEC = ProviderSpec(
         },
     ),
     health_path="/api/auth.test",
+    webhook=WebhookSpec(
+        verification=profiles.SLACK,
+        ack_deadline_seconds=3.0,
+        routes=(
+            EventRoute(events=("message",), when={"event.subtype": "message_changed"}, stream="messages",
+                       record_path="event.message", id_template="{event.channel}:{event.message.ts}",
+                       merge={"channel": "event.channel"}),
+            EventRoute(events=("message",), when={"event.subtype": "message_deleted"}, action="delete",
+                       stream="messages", id_template="{event.channel}:{event.deleted_ts}"),
+            EventRoute(events=("message",), stream="messages", record_path="event",
+                       id_template="{event.channel}:{event.ts}"),
+            EventRoute(events=("channel_created", "channel_rename", "channel_unarchive"), stream="channels",
+                       record_path="event.channel"),
+            EventRoute(events=("channel_deleted", "channel_archive"), action="delete", stream="channels",
+                       id_path="event.channel"),
+            EventRoute(events=("user_change", "team_join"), stream="users", record_path="event.user"),
+            EventRoute(events=("app_mention", "reaction_*", "pin_*"), action="ignore",
+                       reason="mentions, reactions and pins are not synced"),
+        ),
+        manual_setup=ManualSetup(
+            instructions="In the Slack app's settings: Event Subscriptions -> Enable Events -> Request URL (Slack "
+            "verifies it at once); subscribe to the bot events below; Basic Information -> Signing Secret is this "
+            "integration's webhook secret.",
+            events=("message.channels", "channel_created", "channel_rename", "channel_deleted", "user_change",
+                    "team_join"),
+            secret_label="Signing Secret",  # noqa: S106 - a label
+        ),
+    ),
     streams={
         "users": StreamSpec(
             path="/api/users.list", entity_type="user", record_path="members", updated_field="updated",
             rate_bucket="tier2", lists_everything=True,
+            mapping=MappingSpec(canonical="person", fields={
+                "name": "real_name", "email": "profile.email", "phone": "profile.phone", "title": "profile.title",
+                "handle": "name"}),
         ),
         "channels": StreamSpec(
             path="/api/conversations.list", entity_type="channel", record_path="channels", updated_field="updated",
             params={"exclude_archived": "true"}, rate_bucket="tier2", lists_everything=True,
+            mapping=MappingSpec(canonical="channel", fields={"name": "name", "topic": "topic.value"}),
         ),
         "messages": StreamSpec(
             path="/api/conversations.history",
@@ -95,6 +132,13 @@ SPEC = ProviderSpec(
             updated_field="ts",
             delta_param="oldest",
             rate_bucket="tier3",
+            mapping=MappingSpec(
+                canonical="message",
+                fields={"text": "text", "sent_at": FieldMap(path="ts", transform="date")},
+                links=(LinkMap(rel="author", path="user", entity_type="user"),
+                       LinkMap(rel="channel", path="channel", entity_type="channel")),
+                writable=("text",),
+            ),
             push=PushSpec(
                 create=PushOp(method="POST", path="/api/chat.postMessage", record_path="message"),
                 update=PushOp(

@@ -20,6 +20,7 @@ from shared.domain import (
 )
 from shared.errors import NotFound
 from shared.ports.documents import DocumentStore, PreconditionFailed, Where
+from shared.webhook_domain import WebhookSubscription
 
 M = TypeVar("M", bound=Model)
 
@@ -192,3 +193,6 @@ class Repositories:
         self.dead_letters = Repository(store, containers["dead_letters"], DeadLetter)
         self.schedules = Repository(store, containers.get("schedules", "schedules"), StreamSchedule)
         self.push_receipts = Repository(store, containers.get("push_receipts", "push_receipts"), PushReceipt)
+        self.webhook_subscriptions = Repository(
+            store, containers.get("webhook_subscriptions", "webhook_subscriptions"), WebhookSubscription
+        )

@@ -21,22 +21,29 @@ worker's own update of the event.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared import jsonio
-from shared.domain import WebhookEvent, WebhookStatus, doc_id, iso, utcnow
-from shared.errors import HubError, InvalidInput, NotFound, PayloadTooLarge, RetryLater, Unauthenticated
+from pydantic import SecretStr
+
+from adapters.base.adapter import Adapter
+from adapters.base.verify.config import ChannelTokenConfig
+from adapters.base.verify.model import Answer, Delivery, Verdict, VerifiedEvent, header
+from adapters.base.webhooks import choose_variant, strategy_for
+from shared.domain import Integration, WebhookEvent, WebhookStatus, doc_id, iso, utcnow
+from shared.errors import Conflict, HubError, InvalidInput, NotFound, PayloadTooLarge, RetryLater, Unauthenticated
 from shared.messages import WebhookMessage, encode, valid_id
 from shared.ports.blobs import BlobStore
 from shared.ports.documents import DocumentExists, DocumentNotFound, PreconditionFailed, Where
-from shared.ports.queue import OutgoingMessage, WorkQueue
+from shared.ports.queue import OutgoingMessage, WorkQueue, fit_id
 from shared.services.connections import AdapterHub
-from shared.services.credentials import CredentialService
+from shared.services.credentials import CredentialInput, CredentialService
 from shared.services.repositories import Repositories
 from shared.sessions import webhook_session
+from shared.webhook_domain import SubscriptionState, WebhookSubscription, channel_token, subscription_doc_id
 
 log = logging.getLogger("ihub.webhooks")
 
@@ -47,11 +54,20 @@ SWEEP_BATCH = 200
 
 @dataclass(frozen=True)
 class IntakeResult:
-    """HTTP status and JSON body to answer the provider with."""
+    """HTTP status and body to answer the provider with.
+
+    ``body`` is a JSON answer; ``raw`` (with ``content_type``) is an exact answer a scheme
+    requires instead (a SOAP acknowledgement, a handshake's challenge, an empty 204).
+    """
 
     status: int
-    body: dict[str, Any] = field(default_factory=dict)
+    body: dict[str, Any] | None = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
+    content_type: str | None = None
+
+
+_REFUSALS: dict[int, type[InvalidInput]] = {401: Unauthenticated, 400: InvalidInput}
 
 
 class WebhookIntake:
@@ -71,6 +87,8 @@ class WebhookIntake:
         inline_max_bytes: int,
         ttl_seconds: int,
         sweep_after_seconds: int = SWEEP_AFTER_SECONDS,
+        certs_urls: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._repos = repos
         self._credentials = credentials
@@ -83,11 +101,20 @@ class WebhookIntake:
         self._inline_max = inline_max_bytes
         self._ttl = ttl_seconds
         self._sweep_after = sweep_after_seconds
+        self._certs_urls = dict(certs_urls or {})
+        self._clock = clock
 
-    def receive(self, provider: str, integration_id: str, headers: Mapping[str, str], body: bytes) -> IntakeResult:
+    def receive(
+        self,
+        provider: str,
+        integration_id: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        path_token: str | None = None,
+    ) -> IntakeResult:
         """Handle one delivery; errors come back as results with a precise status."""
         try:
-            return self._receive(provider, integration_id, headers, body)
+            return self._receive(provider, integration_id, headers, body, path_token)
         except InvalidInput as exc:  # NotFound, Unauthenticated, PayloadTooLarge, InvalidJson included
             status = getattr(exc, "status", 400)
             if status == 401:
@@ -97,7 +124,9 @@ class WebhookIntake:
             log.warning("webhook %.40r/%.80r not accepted now: %s", provider, integration_id, exc)
             return IntakeResult(503, {"error": exc.code, "message": str(exc)}, {"Retry-After": "30"})
 
-    def _receive(self, provider: str, integration_id: str, headers: Mapping[str, str], body: bytes) -> IntakeResult:
+    def _receive(
+        self, provider: str, integration_id: str, headers: Mapping[str, str], body: bytes, path_token: str | None
+    ) -> IntakeResult:
         if not valid_id(provider) or not valid_id(integration_id):
             raise NotFound("no such webhook endpoint", code="unknown_integration")
         adapter = self._adapters.adapter(provider)
@@ -110,53 +139,216 @@ class WebhookIntake:
         integration = self._repos.integrations.find(integration_id)
         if integration is None or integration.provider != provider:
             raise NotFound(f"no {provider} integration {integration_id}", code="unknown_integration")
-        secret = self._credentials.webhook_secret(integration)
-        if secret is None:
-            raise Unauthenticated(
-                f"integration {integration_id} has no webhook secret configured", code="no_webhook_secret"
-            )
-        verdict = adapter.verify_webhook(headers, body, secret.get_secret_value())
+        variant, verdict, subscription = self._judge(adapter, integration, headers, body, path_token)
         if not verdict.valid:
-            raise Unauthenticated(verdict.reason, code="bad_signature")
-        payload = jsonio.loads_object(body, what="body")
-        info = adapter.webhook_info(headers, payload)
-        event_id = doc_id("wh", f"{integration.id}/{info.delivery_id}")
+            refusal = _REFUSALS.get(verdict.status)
+            if verdict.status == 503:
+                raise RetryLater(verdict.reason, code=verdict.code)
+            raise (refusal or InvalidInput)(verdict.reason, code=verdict.code)
+        if verdict.handshake:
+            if verdict.captured is not None:
+                self._capture(integration, verdict.captured)
+            return _answer(verdict.answer) if verdict.answer else IntakeResult(200, {"status": "handshake"})
+        if not verdict.events:
+            raise InvalidInput("the delivery carries no event", code="invalid_body")
+        if len(verdict.events) == 1 and verdict.payload is not None and not isinstance(verdict.payload, dict):
+            raise InvalidInput("body: must be a JSON object", code="invalid_json")
+        events = [self._event(integration, variant, subscription, body, verdict, e) for e in verdict.events]
+        fresh = self._persist(integration.tenant_id, events)
+        if verdict.answer is not None:
+            return _answer(verdict.answer)
+        if len(events) == 1:
+            if fresh:
+                return IntakeResult(202, {"status": "accepted", "event_id": events[0].id})
+            return IntakeResult(200, {"status": "duplicate", "event_id": events[0].id})
+        return IntakeResult(
+            202 if fresh else 200,
+            {"status": "accepted" if fresh else "duplicate", "events": len(events), "new": len(fresh)},
+        )
+
+    def _judge(
+        self,
+        adapter: Adapter,
+        integration: Integration,
+        headers: Mapping[str, str],
+        body: bytes,
+        path_token: str | None,
+    ) -> tuple[str, Verdict, WebhookSubscription | None]:
+        """Verify with the variant the headers select, against every secret the integration accepts now."""
+        spec = adapter.spec.webhook
+        assert spec is not None
+        variant, config = choose_variant(spec, headers)
+        secrets = self._credentials.webhook_secrets(integration)
+        subscription = None
+        extra: dict[str, Any] = {}
+        if isinstance(config, ChannelTokenConfig):
+            channel = header(headers, config.channel_id_header) or ""
+            subscription = self._channel(integration, channel) if valid_id(channel) else None
+            if subscription is None:
+                raise Unauthenticated(f"{config.channel_id_header} names no channel of this integration",
+                                      code="unknown_channel")
+            extra = {"channel_id": subscription.channel_id, "resource_id": subscription.resource_id}
+            secrets = [SecretStr(channel_token(s.get_secret_value(), channel)) for s in secrets]
+        delivery = Delivery(headers, body, self._clock(), path_token)
+        certs_url = self._certs_urls.get(adapter.spec.name)
+        strategy = strategy_for(spec, config, certs_url=certs_url)
+        verdict: Verdict | None = None
+        candidates: list[SecretStr | None] = list(secrets) or [None]
+        for secret in candidates:
+            attempt = strategy.verify(delivery, adapter.webhook_key(integration.config, secret, **extra))
+            if attempt.valid:
+                return variant, attempt, subscription
+            verdict = verdict or attempt
+        assert verdict is not None
+        return variant, verdict, subscription
+
+    def _channel(self, integration: Integration, channel_id: str) -> WebhookSubscription | None:
+        sub = self._repos.webhook_subscriptions.get(
+            integration.tenant_id, subscription_doc_id(integration.id, channel_id)
+        )
+        if sub is None or sub.kind != "channel" or sub.state == SubscriptionState.STOPPED:
+            return None
+        return sub
+
+    def _capture(self, integration: Integration, token: SecretStr) -> None:
+        """Store a handshake's token as the integration's webhook secret: once, never replacing one."""
+        if self._credentials.webhook_secrets(integration):
+            raise Conflict(
+                f"integration {integration.id} already has a webhook secret; a second verification token is "
+                "refused (disconnect and reconnect to start over)",
+                code="already_verified",
+            )
+        ref = self._credentials.store(integration, CredentialInput(webhook_secret=token))
+        if integration.credential_ref != ref:
+            def link(current: Integration) -> bool:
+                current.credential_ref = ref
+                return True
+
+            self._repos.integrations.update(integration.tenant_id, integration.id, link)
+        now = utcnow()
+        self._repos.webhook_subscriptions.save(
+            WebhookSubscription(
+                id=subscription_doc_id(integration.id, "manual"),
+                tenant_id=integration.tenant_id,
+                integration_id=integration.id,
+                provider=integration.provider,
+                kind="manual",
+                captured_at=now,
+            )
+        )
+        log.info("webhook verification token captured for %s/%s", integration.tenant_id, integration.id)
+
+    def _event(
+        self,
+        integration: Integration,
+        variant: str,
+        subscription: WebhookSubscription | None,
+        raw: bytes,
+        verdict: Verdict,
+        carried: VerifiedEvent,
+    ) -> WebhookEvent:
+        event_id = doc_id("wh", f"{integration.id}/{carried.id}")
+        single = len(verdict.events) == 1 and isinstance(verdict.payload, dict) and carried.data is verdict.payload
+        data = carried.data if isinstance(carried.data, dict) else {"value": carried.data}
         event = WebhookEvent(
             id=event_id,
             tenant_id=integration.tenant_id,
             integration_id=integration.id,
-            provider=provider,
-            delivery_id=info.delivery_id,
-            event_type=info.event_type,
-            body_size=len(body),
-            headers={k.lower(): v for k, v in headers.items() if k.lower() in KEPT_HEADERS},
+            provider=integration.provider,
+            delivery_id=carried.id[:200],
+            event_type=(carried.type or "unknown")[:100],
+            body_size=len(raw),
+            variant=variant,
+            subscription_id=subscription.id if subscription else None,
             ttl=self._ttl,
         )
-        if len(body) > self._inline_max:
+        if single and len(raw) > self._inline_max:
             blob_name = f"{integration.tenant_id}/{integration.id}/{event_id}.json"
             if not self._blobs.exists(self._blob_container, blob_name):
-                self._blobs.put(self._blob_container, blob_name, body, content_type="application/json")
+                self._blobs.put(self._blob_container, blob_name, raw, content_type="application/json")
             event.body_blob = blob_name
         else:
-            event.body = payload
-        try:
-            self._repos.webhook_events.insert(event)
-        except DocumentExists:
-            existing = self._repos.webhook_events.get(integration.tenant_id, event_id)
-            if existing is None or existing.status in (WebhookStatus.RECEIVED, WebhookStatus.ENQUEUED):
-                self._send(event)  # maybe never enqueued (a crash): duplicate detection drops a second copy
-            return IntakeResult(200, {"status": "duplicate", "event_id": event_id})
-        self._send(event)
-        return IntakeResult(202, {"status": "accepted", "event_id": event_id})
+            event.body = data
+        return event
 
-    def _send(self, event: WebhookEvent) -> None:
+    def _persist(self, tenant_id: str, events: list[WebhookEvent]) -> list[WebhookEvent]:
+        """Store each event (dedupe on its id), then enqueue its work; the fresh ones are returned."""
+        fresh: list[WebhookEvent] = []
+        resend: list[WebhookEvent] = []
+        for event in events:
+            try:
+                self._repos.webhook_events.insert(event)
+                fresh.append(event)
+            except DocumentExists:
+                existing = self._repos.webhook_events.get(tenant_id, event.id)
+                if existing is None or existing.status in (WebhookStatus.RECEIVED, WebhookStatus.ENQUEUED):
+                    resend.append(event)  # maybe never enqueued (a crash): duplicate detection drops a second copy
+        pending = fresh + resend
+        if len(pending) == 1:
+            self._send(pending[0])
+        elif pending:
+            self._queue.send_many(self._queue_name, [self._message(e) for e in pending])
+        return fresh
+
+    def _message(self, event: WebhookEvent, message_id: str | None = None) -> OutgoingMessage:
         message = WebhookMessage(tenant_id=event.tenant_id, integration_id=event.integration_id, event_id=event.id)
-        self._queue.send(
-            self._queue_name,
-            OutgoingMessage(
-                encode(message), event.id, session_id=webhook_session(event.tenant_id, event.integration_id, event.id)
-            ),
+        return OutgoingMessage(
+            encode(message),
+            message_id or event.id,
+            session_id=webhook_session(event.tenant_id, event.integration_id, event.id),
         )
+
+    def _send(self, event: WebhookEvent, message_id: str | None = None) -> None:
+        self._queue.send(self._queue_name, self._message(event, message_id))
+
+    # ------------------------------------------------------------------ operators
+
+    def list_events(
+        self, tenant_id: str, *, status: str | None = None, integration_id: str | None = None, limit: int = 50
+    ) -> list[WebhookEvent]:
+        """A tenant's events, newest first, by status and integration."""
+        where: list[Where] = []
+        if status is not None:
+            if status not in {s.value for s in WebhookStatus}:
+                known = ", ".join(s.value for s in WebhookStatus)
+                raise InvalidInput(f"status: must be one of {known}", code="invalid_status")
+            where.append(Where("status", "=", status))
+        if integration_id is not None:
+            where.append(Where("integration_id", "=", integration_id))
+        return self._repos.webhook_events.query(tenant_id, where, order_by="received_at", descending=True,
+                                                limit=limit)
+
+    def get_event(self, tenant_id: str, event_id: str) -> WebhookEvent:
+        event = self._repos.webhook_events.get(tenant_id, event_id) if valid_id(event_id) else None
+        if event is None:
+            raise NotFound(f"no webhook event {event_id[:140]!r} for tenant {tenant_id}", code="unknown_event")
+        return event
+
+    def replay(self, tenant_id: str, event_id: str) -> WebhookEvent:
+        """Re-process a stored event (after a fix): it goes back to ``received`` and its work is enqueued again.
+
+        Raises:
+            NotFound: No such event for this tenant (or it expired).
+            Conflict: Its body is gone (expired from the archive), so it cannot be replayed.
+        """
+        event = self.get_event(tenant_id, event_id)
+        if event.body is None and event.body_blob and not self._blobs.exists(self._blob_container, event.body_blob):
+            raise Conflict(f"webhook event {event_id} has no stored body left to replay", code="body_gone")
+
+        def reset(current: WebhookEvent) -> bool:
+            current.status = WebhookStatus.RECEIVED
+            current.error = None
+            current.reason = None
+            current.processed_at = None
+            current.replays += 1
+            return True
+
+        updated = self._repos.webhook_events.update(tenant_id, event_id, reset)
+        if updated is None:
+            raise NotFound(f"webhook event {event_id} expired meanwhile", code="unknown_event")
+        self._send(updated, fit_id(f"{updated.id}:replay-{updated.replays}"))
+        log.info("webhook event %s replayed (%d)", event_id, updated.replays)
+        return updated
 
     # ------------------------------------------------------------------ the sweeper
 
@@ -198,3 +390,8 @@ class WebhookIntake:
         if swept:
             log.warning("sweeper enqueued %d webhook event(s) stored but never enqueued", len(swept))
         return swept
+
+
+def _answer(answer: Answer) -> IntakeResult:
+    """A scheme's exact answer as an intake result."""
+    return IntakeResult(answer.status, None, dict(answer.headers), answer.body, answer.content_type)

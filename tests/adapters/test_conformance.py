@@ -12,10 +12,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from adapters.base.adapter import Adapter, Connection
 from adapters.base.pagination import PAGINATORS, paginator_for
 from adapters.base.spec import PaginationSpec, ProviderSpec
+from adapters.base.verify.config import HmacSha256Config, TimestampedHmacConfig
+from adapters.base.verify.model import Delivery, WebhookKey
+from adapters.base.verify.registry import build_strategy
+from adapters.base.webhooks import SUBSCRIPTION_STREAM, scheme_config
 from adapters.registry import adapter_class, provider_names
 from shared.errors import NotFound, RateLimited, ReauthRequired, RetryLater
 
@@ -98,17 +103,22 @@ def test_webhook_spec_and_verification(name: str, cls: type[Adapter], adapter: A
         verdict = adapter.verify_webhook({}, b"{}", "secret")
         assert not verdict.valid and verdict.reason
         return
-    assert spec.signature_header
     assert spec.max_body_bytes > 0
-    assert spec.delivery_id_header or spec.delivery_id_path, "deliveries must be deduplicable"
+    configs = [v.verification for v in spec.variants] or [scheme_config(spec)]
     body = json.dumps({"hello": "world"}).encode()
-    missing = adapter.verify_webhook({}, body, "the-secret")
-    assert not missing.valid and missing.reason
-    wrong_value = spec.signature_prefix + "0" * 64
-    wrong = adapter.verify_webhook({spec.signature_header: wrong_value}, body, "the-secret")
-    assert not wrong.valid and wrong.reason
-    garbage = adapter.verify_webhook({spec.signature_header: "not a signature"}, body, "the-secret")
-    assert not garbage.valid and garbage.reason
+    for config in configs:
+        # every kind of delivery is deduplicable on the provider's own id
+        if isinstance(config, HmacSha256Config | TimestampedHmacConfig):
+            assert config.id_header or config.id_path, f"{name}: deliveries must be deduplicable"
+        strategy = build_strategy(config)
+        unsigned = strategy.verify(Delivery({}, body, 0.0), WebhookKey(secret=SecretStr("the-secret")))
+        assert not unsigned.valid and unsigned.reason and unsigned.status in (400, 401)
+    streams = set(cls.spec.streams)
+    for route in spec.routes:
+        named = {route.stream} if route.stream not in (None, "*", SUBSCRIPTION_STREAM) else set()
+        assert named | set(route.stream_map.values()) <= streams, f"{name}: a route names an unknown stream"
+    if spec.subscription is not None and spec.subscription.kind == "channel":
+        assert set(spec.subscription.channels) <= streams
 
 
 @pytest.mark.parametrize(

@@ -299,18 +299,28 @@ def test_webhook_work_for_an_issue_comment_and_a_pull_request(adapter: GitHubAda
     assert (entity.entity_type, entity.external_id) == ("pull_request", "9")
 
 
-def test_webhook_work_ping_is_nothing(adapter: GitHubAdapter) -> None:
+def test_webhook_work_ping_is_ignored_with_a_reason(adapter: GitHubAdapter) -> None:
     work = adapter.webhook_work("ping", {"zen": "Keep it logically awesome.", "hook_id": 1})
-    assert work.entities == [] and work.sync_streams == []
+    assert work.entities == [] and work.sync_streams == [] and work.ignored and "ping" in work.ignored
 
 
-@pytest.mark.parametrize(
-    ("event", "payload"),
-    [("push", {"ref": "refs/heads/main"}), ("label", {"action": "created"}), ("issues", {"action": "deleted"})],
-)
-def test_webhook_work_other_events_ask_for_an_issues_sync(adapter: GitHubAdapter, event: str, payload: object) -> None:
+@pytest.mark.parametrize(("event", "payload"), [("label", {"action": "created"}), ("issues", {"action": "opened"})])
+def test_webhook_work_events_without_the_issue_ask_for_an_issues_sync(
+    adapter: GitHubAdapter, event: str, payload: object
+) -> None:
     work = adapter.webhook_work(event, payload)
-    assert work.entities == [] and work.sync_streams == ["issues"]
+    assert work.entities == [] and work.sync_streams == ["issues"] and work.ignored is None
+
+
+def test_webhook_work_unused_events_are_ignored_not_errors(adapter: GitHubAdapter) -> None:
+    work = adapter.webhook_work("push", {"ref": "refs/heads/main"})
+    assert work.entities == [] and work.sync_streams == [] and work.ignored == "'push' events are not used by the hub"
+
+
+def test_webhook_work_a_deleted_issue_is_a_tombstone(adapter: GitHubAdapter) -> None:
+    work = adapter.webhook_work("issues", {"action": "deleted", "issue": {"id": 7, "number": 3}})
+    (entity,) = work.entities
+    assert (entity.external_id, entity.deleted, work.stream) == ("7", True, "issues")
 
 
 # ---------------------------------------------------------------------------------------- push

@@ -54,7 +54,7 @@ def check(config: SchemeConfig, headers: dict[str, str], body: bytes, secret: st
 def test_github_documented_vector_is_authentic() -> None:
     verdict = check(GITHUB, {"X-Hub-Signature-256": GITHUB_SIGNATURE}, b"Hello, World!", GITHUB_SECRET)
     assert verdict.authentic
-    assert not verdict.valid and verdict.status == 400 and verdict.code == "invalid_body"  # not JSON, no delivery id
+    assert not verdict.valid and verdict.status == 400 and verdict.code == "invalid_json"  # not JSON, no delivery id
     assert "signature matches" in verdict.reason
 
 
@@ -174,7 +174,7 @@ def slack_headers(signature: str = SLACK_SIGNATURE, ts: int | str = SLACK_TS) ->
 
 def test_slack_documented_vector_is_authentic() -> None:
     verdict = check(SLACK, slack_headers(), SLACK_BODY, SLACK_SECRET, now=SLACK_TS)
-    assert verdict.authentic and verdict.code == "invalid_body"  # a slash-command form body, not an Events API JSON
+    assert verdict.authentic and verdict.code == "invalid_json"  # a slash-command form body, not an Events API JSON
 
 
 @pytest.mark.parametrize(("offset", "fresh"), [(0, True), (300, True), (-300, True), (301, False), (-301, False)])

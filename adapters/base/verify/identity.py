@@ -43,7 +43,7 @@ def accepted(
     """
     payload, problem = parse_json(delivery.body)
     if problem is not None:
-        return refuse(f"{reason}, but the {problem}", "invalid_body", MALFORMED, scheme, authentic=True)
+        return refuse(f"{reason}, but the {problem}", "invalid_json", MALFORMED, scheme, authentic=True)
     if isinstance(handshake, ChallengeEcho) and isinstance(payload, dict):
         if payload.get(handshake.type_field) == handshake.type_value:
             challenge = payload.get(handshake.challenge_field)

@@ -72,7 +72,7 @@ class Verdict:
         valid: Whether the delivery is authentic and usable: the intake may accept it.
         reason: Why, in words an operator can act on (names the header/field at fault).
         code: A short stable code: ``ok``, ``handshake``, ``missing_header``, ``malformed_signature``,
-            ``bad_signature``, ``stale``, ``bad_timestamp``, ``bad_token``, ``wrong_sender``,
+            ``bad_signature``, ``stale``, ``bad_timestamp``, ``bad_token``, ``wrong_sender``, ``invalid_json``,
             ``invalid_body``, ``no_key``, ``keys_unavailable``.
         status: The HTTP status to refuse with when not valid (401 unauthenticated, 400
             authenticated but unusable, 503 the hub cannot judge now); 200 when valid.
