@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 AZURITE := .tools/node_modules/.bin/azurite-blob
+CHECKOV := .tools/checkov/.version
 ARGS ?=
 PYTEST_ARGS ?=
 
@@ -22,6 +23,9 @@ $(AZURITE): scripts/install_azurite.sh
 	@echo "==> installing Azurite (npm) into .tools"
 	bash scripts/install_azurite.sh
 
+$(CHECKOV): scripts/install_checkov.sh
+	bash scripts/install_checkov.sh
+
 setup: $(STAMP)
 
 demo: $(STAMP)
@@ -30,7 +34,7 @@ demo: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/ihub dev $(ARGS)
 
-test: $(STAMP) $(AZURITE)
+test: $(STAMP) $(AZURITE) $(CHECKOV)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
