@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import InvalidInput
+from shared.errors import Conflict, HubError, InvalidInput
 
 if TYPE_CHECKING:
     from shared.runtime import Hub
@@ -56,7 +56,12 @@ def webhook_routes(hub: Hub, r: Callable[[str, str, Callable[..., tuple[Any, Any
     def subscribe(q: Any, id: str) -> tuple[int, Any]:
         integration = hub.admin.get_integration(q.tenant, id)
         base = hub.settings.public_base_url or q.base_url
-        made = hub.subscriptions.subscribe(integration, base)
+        try:
+            made = hub.subscriptions.subscribe(integration, base)
+        except HubError as exc:
+            if getattr(exc, "status", None) is not None:
+                raise
+            raise Conflict(f"the provider refused the subscription: {exc}", code=exc.code) from None
         return 200, [s.model_dump(mode="json", exclude={"etag"}) for s in made]
 
     def stop(q: Any, id: str) -> tuple[int, Any]:
