@@ -1,0 +1,165 @@
+"""The fenced refresh against the GitHub OAuth sandbox (rotating refresh tokens, old access token killed).
+
+50 concurrent refreshers - threads, then separate processes - end with exactly one refresh call at
+the provider, one new secret version, and every caller holding the working token.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.common import token_json
+from sandbox.github_oauth import GitHubOAuthSandbox
+from shared.credentials.lease import FencedLeases, StaleFence
+from shared.credentials.models import secret_name
+from tests.credentials.helpers import CLIENT_ID, integration, rig, store_grant
+
+RACERS = 50
+
+
+@pytest.fixture
+def oauth_sandbox() -> Iterator[GitHubOAuthSandbox]:
+    sandbox = GitHubOAuthSandbox().start()
+    sandbox.refresh_latency_seconds = 0.3  # a slow provider widens the window the racers meet in
+    try:
+        yield sandbox
+    finally:
+        sandbox.stop()
+
+
+def _grant(sandbox: GitHubOAuthSandbox) -> dict[str, Any]:
+    return token_json(sandbox.oauth.issue(CLIENT_ID))
+
+
+def test_fifty_threads_refresh_once(tmp_path: Path, oauth_sandbox: GitHubOAuthSandbox) -> None:
+    r = rig(tmp_path, oauth_sandbox.base_url)
+    target = integration()
+    old = _grant(oauth_sandbox)
+    store_grant(r, old, target)
+    barrier = threading.Barrier(RACERS)
+    results: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def racer() -> None:
+        barrier.wait()
+        outcome = r.refresher.refresh(target)
+        token = outcome.credential.bearer()
+        assert token is not None
+        with lock:
+            results.append((outcome.status, token.get_secret_value()))
+
+    threads = [threading.Thread(target=racer) for _ in range(RACERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == RACERS
+    assert oauth_sandbox.refresh_calls == 1
+    assert sorted(s for s, _ in results).count("refreshed") == 1
+    tokens = {t for _, t in results}
+    assert len(tokens) == 1 and old["access_token"] not in tokens
+    (token,) = tokens
+    assert oauth_sandbox.oauth.validate(token) is not None  # the token every caller holds works
+    assert oauth_sandbox.oauth.validate(old["access_token"]) is None  # GitHub killed the old one
+    versions = r.secrets.list_versions(secret_name(target, "auth"))
+    assert len(versions) == 2 and versions[-1].tags["fence"] == "1"
+    r.close()
+
+
+def _process_racer(data_dir: str, base: str, barrier: Any, out: Any) -> None:
+    r = rig(Path(data_dir), base)
+    barrier.wait()
+    try:
+        outcome = r.refresher.refresh(integration())
+        token = outcome.credential.bearer()
+        out.put((outcome.status, token.get_secret_value() if token else ""))
+    except Exception as exc:  # reported to the parent, which fails the test
+        out.put(("error", repr(exc)))
+    finally:
+        r.close()
+
+
+def test_fifty_processes_refresh_once(tmp_path: Path, oauth_sandbox: GitHubOAuthSandbox) -> None:
+    r = rig(tmp_path, oauth_sandbox.base_url)
+    target = integration()
+    old = _grant(oauth_sandbox)
+    store_grant(r, old, target)
+    r.close()
+    ctx = multiprocessing.get_context("fork")
+    barrier, out = ctx.Barrier(RACERS), ctx.Queue()
+    procs = [ctx.Process(target=_process_racer, args=(str(tmp_path), oauth_sandbox.base_url, barrier, out))
+             for _ in range(RACERS)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=90) for _ in procs]
+    for p in procs:
+        p.join(30)
+    assert [s for s, _ in results if s == "error"] == [], results
+    assert oauth_sandbox.refresh_calls == 1
+    assert [s for s, _ in results].count("refreshed") == 1
+    tokens = {t for _, t in results}
+    assert len(tokens) == 1
+    assert oauth_sandbox.oauth.validate(tokens.pop()) is not None
+    r = rig(tmp_path, oauth_sandbox.base_url)
+    assert len(r.secrets.list_versions(secret_name(target, "auth"))) == 2
+    r.close()
+
+
+def test_a_holder_whose_lease_was_taken_over_is_refused(tmp_path: Path) -> None:
+    now = [1000.0]
+    from shared.backends.sqlite_documents import SqliteDocumentStore
+
+    leases = FencedLeases(SqliteDocumentStore(tmp_path / "d.db"), "credential_leases", ttl_seconds=30,
+                          clock=lambda: now[0])
+    first = leases.acquire("t", "ihub-x", "a")
+    assert first is not None and first.fence == 1
+    assert leases.acquire("t", "ihub-x", "b") is None  # held
+    now[0] += 31  # the first holder paused past its lease
+    second = leases.acquire("t", "ihub-x", "b")
+    assert second is not None and second.fence == 2
+    with pytest.raises(StaleFence):
+        leases.confirm(first)
+    assert not leases.release(first)
+    second = leases.confirm(second)  # each conditional write gives the holder the next ETag
+    assert second.fence == 2
+    assert leases.release(second, version="v2")
+    third = leases.acquire("t", "ihub-x", "c")
+    assert third is not None and third.fence == 3
+
+
+def test_not_due_means_no_provider_call(tmp_path: Path, oauth_sandbox: GitHubOAuthSandbox) -> None:
+    r = rig(tmp_path, oauth_sandbox.base_url)
+    store_grant(r, _grant(oauth_sandbox), integration(), expires_in=8 * 3600)
+    assert r.refresher.refresh(integration()).status == "fresh"
+    assert oauth_sandbox.refresh_calls == 0
+    r.close()
+
+
+def test_a_transient_failure_is_retried_with_backoff(tmp_path: Path, oauth_sandbox: GitHubOAuthSandbox) -> None:
+    r = rig(tmp_path, oauth_sandbox.base_url)
+    oauth_sandbox.refresh_latency_seconds = 0
+    store_grant(r, _grant(oauth_sandbox), integration())
+    oauth_sandbox.fail_next(502)
+    outcome = r.refresher.refresh(integration())
+    assert outcome.status == "refreshed" and oauth_sandbox.refresh_calls == 2
+    r.close()
+
+
+def test_a_used_refresh_token_is_refused_in_a_200_body(tmp_path: Path, oauth_sandbox: GitHubOAuthSandbox) -> None:
+    from shared.credentials.exchange import GrantRejected
+
+    r = rig(tmp_path, oauth_sandbox.base_url)
+    oauth_sandbox.refresh_latency_seconds = 0
+    grant = _grant(oauth_sandbox)
+    oauth_sandbox.oauth.refresh(CLIENT_ID, grant["refresh_token"])  # someone else used it
+    store_grant(r, grant, integration())
+    with pytest.raises(GrantRejected) as caught:
+        r.refresher.refresh(integration())
+    assert caught.value.error == "bad_refresh_token"
+    r.close()
