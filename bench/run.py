@@ -19,9 +19,7 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -63,80 +61,10 @@ def cold_import(runs: int) -> dict[str, object]:
 
 
 def webhook_intake(count: int) -> dict[str, object]:
-    """Webhooks/s and latency percentiles through the WebhookReceiver function."""
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    data = Path(tempfile.mkdtemp(prefix="ihub-bench-"))
-    sample = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
-    os.environ.update({k: v for k, v in sample.items()})
-    os.environ.update({"IHUB_DATA_DIR": str(data), "IHUB_PROVIDER_BASE_URLS": '{"github": "http://127.0.0.1:9"}'})
+    """Webhooks/s and p99 through the WebhookReceiver function, per scheme (see bench/webhook_intake.py)."""
+    from bench.webhook_intake import measure
 
-    import azure.functions as func
-
-    import function_app
-    from sandbox.github import GitHubSandbox
-    from shared.runtime import get_hub
-
-    hub = get_hub()
-    secret = "bench-secret"
-    integ = hub.admin.create_integration(
-        "bench-tenant",
-        {
-            "id": "gh-bench",
-            "provider": "github",
-            "display_name": "bench",
-            "config": {"owner": "acme", "repo": "widgets"},
-        },
-    )
-    hub.admin.set_credential("bench-tenant", integ.id, {"access_token": "t", "webhook_secret": secret})
-    sandbox = GitHubSandbox(issues=1)  # not started: used for realistic payloads and signatures
-    issue = sandbox.issues[0]
-    requests = []
-    for i in range(count + 500):
-        issue = {**issue, "title": f"issue title {i}"}
-        body = json.dumps(sandbox.issue_event_payload(issue), separators=(",", ":")).encode()
-        headers = {
-            "Content-Type": "application/json",
-            "X-GitHub-Event": "issues",
-            "X-GitHub-Delivery": str(uuid.uuid4()),
-            "X-Hub-Signature-256": sandbox.sign(secret, body),
-        }
-        requests.append(
-            func.HttpRequest(
-                "POST",
-                f"http://localhost/api/webhooks/github/{integ.id}",
-                headers=headers,
-                route_params={"provider": "github", "integration_id": integ.id},
-                body=body,
-            )
-        )
-    handler = function_app.webhook_receiver
-    for req in requests[:500]:  # warm-up: caches, prepared statements
-        assert handler(req).status_code == 202
-    latencies = []
-    started = time.perf_counter()
-    for req in requests[500:]:
-        t0 = time.perf_counter()
-        status = handler(req).status_code
-        latencies.append((time.perf_counter() - t0) * 1e6)
-        if status != 202:
-            raise SystemExit(f"unexpected status {status}")
-    elapsed = time.perf_counter() - started
-    queued = hub.ports.queue.active_count(hub.settings.sync_inbound_queue)  # type: ignore[attr-defined]
-    return {
-        "webhooks": count,
-        "payload_bytes": len(requests[-1].get_body()),
-        "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "webhooks_per_second": round(count / elapsed),
-        "latency_us": {
-            "p50": round(_percentile(latencies, 50)),
-            "p99": round(_percentile(latencies, 99)),
-            "max": round(max(latencies)),
-        },
-        "events_persisted": hub.repos.webhook_events.count("bench-tenant"),
-        "messages_enqueued": queued,
-        "target_per_second": 5000,
-    }
+    return measure(count)
 
 
 def devhost_webhooks_http() -> dict[str, object]:
