@@ -95,6 +95,20 @@ def sync_throughput() -> dict[str, object]:
     return measure()
 
 
+def pipeline_in_process() -> dict[str, object]:
+    """100,000 GitHub issues + Salesforce contacts through the sync engine in process (bench/pipeline_in_process.py)."""
+    from bench.pipeline_in_process import pipeline_in_process as measure
+
+    return measure()
+
+
+def store_ops_per_record() -> dict[str, object]:
+    """Store reads and writes per record, first sync and unchanged re-sync (bench/pipeline_in_process.py)."""
+    from bench.pipeline_in_process import store_ops_per_record as measure
+
+    return measure()
+
+
 # name -> (function taking the parsed args, one-line description). Add new benchmarks here.
 BENCHMARKS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, object]], str]] = {
     "cold_import": (lambda a: cold_import(a.imports), "cold `import function_app` vs `import azure.functions`"),
@@ -103,6 +117,8 @@ BENCHMARKS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, object]], s
     "devhost_sync": (lambda a: devhost_sync(), "10,000-issue GitHub sync through `ihub dev` vs in-process"),
     "webhook_backlog": (lambda a: webhook_backlog(), "3,000 webhooks to one integration: drain / sending time"),
     "sync_throughput": (lambda a: sync_throughput(), "50,000-issue GitHub sync via queue and worker vs fetch floor"),
+    "pipeline_in_process": (lambda a: pipeline_in_process(), "100,000 records through the sync engine, one core"),
+    "store_ops_per_record": (lambda a: store_ops_per_record(), "store reads/writes per record: first and unchanged"),
 }
 
 

@@ -22,7 +22,9 @@ from azure.cosmos import exceptions as cosmos_errors
 from shared.backends.sqlite_documents import FIELD_RE, SYSTEM_KEYS, expiry, require_key, value_kind
 from shared.errors import ConfigurationError, HubError, InvalidInput, RetryLater
 from shared.ports.documents import (
+    MAX_BATCH,
     PARTITION_KEY,
+    BatchOp,
     Document,
     DocumentExists,
     DocumentNotFound,
@@ -54,6 +56,11 @@ def _null(path: str) -> str:
 def _condition(cond: Where, params: list[dict[str, object]]) -> str:
     path = _path(cond.field)
     name = f"@p{len(params)}"
+    if cond.op == "contains":
+        if value_kind(cond.value) == "null":
+            raise InvalidInput(f"'contains' on {cond.field!r} takes a str, number or bool")
+        params.append({"name": name, "value": cond.value})
+        return f"ARRAY_CONTAINS({path}, {name})"
     if cond.op == "in":
         if isinstance(cond.value, str | bytes | dict) or not isinstance(cond.value, list | tuple | set | frozenset):
             raise InvalidInput(f"'in' on {cond.field!r} takes a list of values")
@@ -329,6 +336,61 @@ class CosmosDocumentStore:
         except AzureError as exc:
             raise _translate(exc, f"document {container}/{partition_key}/{doc_id}") from exc
         return True
+
+    def batch(self, container: str, partition_key: str, ops: Sequence[BatchOp]) -> list[str | None]:
+        """Transactional batches (``execute_item_batch``) of up to :data:`MAX_BATCH` ops, in order.
+
+        Each chunk is atomic; a failed op fails its chunk (and stops later chunks) with the
+        hub error its status names (409 DocumentExists, 412 PreconditionFailed, 404 DocumentNotFound).
+        """
+        require_key(partition_key, PARTITION_KEY)
+        proxy = self._container(container) if ops else None
+        etags: list[str | None] = []
+        for start in range(0, len(ops), MAX_BATCH):
+            chunk = ops[start : start + MAX_BATCH]
+            operations = [self._batch_operation(op, partition_key) for op in chunk]
+            assert proxy is not None
+            try:
+                results = proxy.execute_item_batch(batch_operations=operations, partition_key=partition_key)
+            except cosmos_errors.CosmosBatchOperationError as exc:
+                index = exc.error_index or 0
+                failed = chunk[index] if index < len(chunk) else chunk[0]
+                where = f"document {container}/{partition_key}/{failed.doc_id} ({failed.kind} in a batch)"
+                status = (exc.operation_responses or [{}])[index].get("statusCode") if exc.operation_responses else None
+                if status == 409:
+                    raise DocumentExists(f"{where} already exists") from exc
+                if status == 412:
+                    raise PreconditionFailed(f"{where} changed since the given ETag") from exc
+                if status == 404:
+                    raise DocumentNotFound(f"{where} does not exist") from exc
+                raise _translate(exc, where) from exc
+            except AzureError as exc:
+                raise _translate(exc, f"a batch on {container}/{partition_key}") from exc
+            for op, result in zip(chunk, results, strict=False):
+                etags.append(None if op.kind == "delete" else result.get("eTag"))
+        return etags
+
+    def _batch_operation(self, op: BatchOp, tenant: str) -> tuple[Any, ...]:
+        options: dict[str, Any] = {"if_match_etag": op.if_match} if op.if_match is not None else {}
+        if op.kind == "delete":
+            return ("delete", (op.doc_id,), options)
+        if op.kind == "patch":
+            fields = op.fields or {}
+            operations = [{"op": "set", "path": f"/{name}", "value": value} for name, value in fields.items()]
+            for name in op.fields or {}:
+                if name in SYSTEM_KEYS or name in ("id", PARTITION_KEY) or not FIELD_RE.fullmatch(name) or "." in name:
+                    raise InvalidInput(f"cannot patch field {name!r}: only plain top-level fields")
+            return ("patch", (op.doc_id, operations), options)
+        if op.doc is None:
+            raise InvalidInput(f"batch {op.kind} of {op.doc_id!r} needs the document")
+        body, doc_tenant, doc_id = self._prepare(op.doc)
+        if doc_id != op.doc_id or doc_tenant != tenant:
+            raise InvalidInput(f"batch {op.kind}: document {doc_id!r} is not {op.doc_id!r} in partition {tenant!r}")
+        if op.kind == "replace":
+            return ("replace", (op.doc_id, body), options)
+        if op.kind == "upsert" and op.if_match is not None:
+            return ("replace", (op.doc_id, body), options)
+        return (op.kind, (body,), options)
 
     def _run(self, container: str, sql: str, params: list[dict[str, object]], partition_key: str | None) -> list[Any]:
         proxy = self._container(container)

@@ -21,10 +21,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from shared.backends.sqlite_base import SqliteFile
+from shared.backends.sqlite_base import SqliteFile, transaction
 from shared.errors import InvalidInput
 from shared.ports.documents import (
     PARTITION_KEY,
+    BatchOp,
     Document,
     DocumentExists,
     DocumentNotFound,
@@ -44,7 +45,15 @@ CREATE TABLE IF NOT EXISTS documents (
     PRIMARY KEY (container, tenant_id, id)
 );
 CREATE INDEX IF NOT EXISTS documents_expiry ON documents (expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS documents_entity ON documents (container, tenant_id, json_extract(body, '$.entity_id'))
+    WHERE json_extract(body, '$.entity_id') IS NOT NULL;
+CREATE INDEX IF NOT EXISTS documents_nkey ON documents (container, tenant_id, json_extract(body, '$.nkey'))
+    WHERE json_extract(body, '$.nkey') IS NOT NULL;
+CREATE INDEX IF NOT EXISTS documents_fkey ON documents (container, tenant_id, json_extract(body, '$.fkey'))
+    WHERE json_extract(body, '$.fkey') IS NOT NULL;
 """
+# The engine's lookups (shared.engine): sources of an entity, natural keys, fuzzy blocks. Partial
+# indexes, so documents without those fields (every other container) cost nothing.
 
 _ALIVE = "(expires_at IS NULL OR expires_at > ?)"
 _KEY = "container = ? AND tenant_id = ? AND id = ?"
@@ -144,6 +153,17 @@ def _field(field: str) -> tuple[str, str]:
 
 
 def _condition(cond: Where, params: list[Any]) -> str:
+    if cond.op == "contains":
+        if cond.field in _COLUMNS:
+            raise InvalidInput(f"'contains' needs an array field, not {cond.field!r}")
+        _field(cond.field)  # validates the name
+        kind = value_kind(cond.value)
+        if kind == "null":
+            raise InvalidInput(f"'contains' on {cond.field!r} takes a str, number or bool")
+        params.append(cond.value)
+        path = "'$." + cond.field + "'"
+        each = f"EXISTS (SELECT 1 FROM json_each(body, {path}) WHERE type IN {_TYPES[kind]} AND value = ?)"
+        return f"(json_type(body, {path}) = 'array' AND {each})"
     value_sql, type_sql = _field(cond.field)
     null_sql = f"COALESCE({type_sql}, 'null') = 'null'"
     if cond.op == "in":
@@ -416,6 +436,23 @@ class SqliteDocumentStore:
         sql, params = _filter_sql(container, partition_key, where, self._clock())
         row = self._conn().execute("SELECT COUNT(*) FROM documents " + sql, params).fetchone()
         return int(row[0])
+
+    def batch(self, container: str, partition_key: str, ops: Sequence[BatchOp]) -> list[str | None]:
+        """Apply ``ops`` in one write transaction (see the port); rolled back whole on any error."""
+        from shared.backends.sqlite_batch import apply_op  # the ops live beside this module (its size)
+
+        require_key(partition_key, PARTITION_KEY)
+        if not ops:
+            return []
+        now = self._clock()
+        ts = int(now)
+        conn = self._conn()
+        self._maybe_purge(conn, now)
+        etags: list[str | None] = []
+        with transaction(conn):
+            for op in ops:
+                etags.append(apply_op(conn, container, partition_key, op, now, ts))
+        return etags
 
     def close(self) -> None:
         """Close every connection this store opened; later calls open new ones."""

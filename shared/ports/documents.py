@@ -9,7 +9,12 @@ every read/write result. An optional integer ``ttl`` (seconds, Cosmos semantics:
 from the last write) makes a document expire; expired documents are never returned.
 
 Queries are expressed with :class:`Where` conditions on top-level fields (dotted paths
-allowed for nested objects), never with raw SQL.
+allowed for nested objects), never with raw SQL. ``contains`` matches a document whose
+array field holds the value.
+
+:meth:`DocumentStore.batch` applies several writes to one partition as one transaction
+(SQLite: one ``BEGIN IMMEDIATE``; Cosmos: transactional batches of at most
+:data:`MAX_BATCH` operations each): the hot write path of a sync page.
 """
 
 from __future__ import annotations
@@ -21,7 +26,11 @@ from typing import Any, Literal, Protocol
 from shared.errors import Conflict, HubError, WriteConflict
 
 Document = dict[str, Any]
-Op = Literal["=", "!=", "<", "<=", ">", ">=", "in"]
+Op = Literal["=", "!=", "<", "<=", ">", ">=", "in", "contains"]
+BatchKind = Literal["create", "upsert", "replace", "patch", "delete"]
+
+MAX_BATCH = 100
+"""Operations per transactional batch on Cosmos DB (its limit); a longer batch is split."""
 
 PARTITION_KEY = "tenant_id"
 
@@ -54,6 +63,29 @@ class Where:
     field: str
     op: Op
     value: Any
+
+
+@dataclass(frozen=True)
+class BatchOp:
+    """One write of a :meth:`DocumentStore.batch`.
+
+    Attributes:
+        kind: ``create`` (DocumentExists when taken), ``upsert``, ``replace`` (DocumentNotFound),
+            ``patch`` (set top-level ``fields``; DocumentNotFound when absent) or ``delete``.
+        doc_id: The document id.
+        doc: The whole document (``create``/``upsert``/``replace``).
+        encoded: ``doc`` already serialized as compact JSON (without system keys), so the
+            hot path serializes each record once; a backend that stores text uses it as is.
+        fields: ``patch`` only: the top-level fields to set.
+        if_match: The ETag the document must still have (PreconditionFailed otherwise).
+    """
+
+    kind: BatchKind
+    doc_id: str
+    doc: Document | None = None
+    encoded: bytes | None = None
+    fields: Mapping[str, Any] | None = None
+    if_match: str | None = None
 
 
 class DocumentStore(Protocol):
@@ -98,6 +130,22 @@ class DocumentStore(Protocol):
 
     def count(self, container: str, *, partition_key: str | None = None, where: Sequence[Where] = ()) -> int:
         """Number of documents matching all conditions."""
+
+    def batch(self, container: str, partition_key: str, ops: Sequence[BatchOp]) -> list[str | None]:
+        """Apply ``ops`` to one partition as a transaction: all of them, or none and the error.
+
+        Every document must be in partition ``partition_key``. On Cosmos each run of
+        :data:`MAX_BATCH` operations is one transactional batch (a longer list is several, in
+        order); on SQLite the whole list is one transaction.
+
+        Returns:
+            The new ETag of each op's document (None for a delete), in order.
+
+        Raises:
+            DocumentExists: A ``create`` found its id taken.
+            PreconditionFailed: An ``if_match`` no longer matches.
+            DocumentNotFound: A ``replace``/``patch``/conditional ``delete`` found nothing.
+        """
 
     def close(self) -> None:
         """Release connections."""

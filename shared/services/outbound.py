@@ -22,17 +22,52 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
+
 from adapters.base.adapter import Adapter, Entity
-from shared.domain import Integration, PushReceipt, StoredRecord
+from shared.domain import Integration, PushReceipt, StoredRecord, doc_id
 from shared.errors import FailRun, SkipRecord
-from shared.messages import OutboundMessage
+from shared.messages import OutboundMessage, encode
 from shared.ports.documents import DocumentExists
+from shared.ports.queue import OutgoingMessage, WorkQueue, fit_id
 from shared.services.connections import AdapterHub
 from shared.services.records import RecordWriter
 from shared.services.repositories import Repositories
 from shared.services.status import IntegrationHealth
+from shared.sessions import integration_session
 
 log = logging.getLogger("ihub.outbound")
+
+
+def outbound_message(tenant_id: str, push: dict[str, Any]) -> OutboundMessage:
+    """The outbox item of one engine push; its idempotency key is derived from the record and the change."""
+    changes = orjson.dumps(push["changes"], option=orjson.OPT_SORT_KEYS, default=str).decode()
+    return OutboundMessage(
+        tenant_id=tenant_id,
+        integration_id=push["integration_id"],
+        operation="update",
+        entity_type=push["entity_type"],
+        external_id=push["external_id"],
+        changes=push["changes"],
+        idempotency_key=doc_id("chg", f"{push['record_id']}|{changes}"),
+    )
+
+
+class Outbox:
+    """Sends the pushes a page (or a local change) asks for to the outbound queue, one message each.
+
+    The message id is the idempotency key, so the queue's duplicate detection drops a repeat.
+    """
+
+    def __init__(self, queue: WorkQueue, queue_name: str) -> None:
+        self._queue = queue
+        self._name = queue_name
+
+    def __call__(self, integration: Integration, pushes: list[dict[str, Any]]) -> None:
+        for push in pushes:
+            msg = outbound_message(integration.tenant_id, push)
+            session = integration_session(msg.tenant_id, msg.integration_id)
+            self._queue.send(self._name, OutgoingMessage(encode(msg), fit_id(msg.idempotency_key), session_id=session))
 
 
 class OutboundService:

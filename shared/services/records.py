@@ -1,5 +1,9 @@
 """Writes mapped entities as stored records: deterministic ids, content hashes, ETags, tombstones.
 
+A page goes through :class:`shared.engine.pipeline.PageWriter` (one query for the page's
+existing records, nothing written for unchanged ones, one transactional batch for the rest,
+each record serialized once, canonical mapping, dedupe and three-way merge on the way).
+
 Deletes are soft: an ``Entity(deleted=True)`` sets ``deleted``/``deleted_at`` on the stored
 record and keeps its data; a later live version of the record revives it.
 
@@ -13,28 +17,54 @@ on the ETag just read, so a concurrent full write cannot silently drop the mark.
 
 from __future__ import annotations
 
-from enum import StrEnum
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from adapters.base.adapter import Entity
-from shared.domain import Integration, StoredRecord, content_hash, utcnow
-from shared.ports.documents import DocumentExists, PreconditionFailed
+from shared.domain import Integration, StoredRecord
+from shared.engine.pipeline import PageOutcome, PageWriter, WriteResult
 from shared.services.repositories import Repository
 
+__all__ = ["RecordWriter", "WriteResult"]
 
-class WriteResult(StrEnum):
-    CREATED = "created"
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
-    STALE = "stale"
-    DELETED = "deleted"
+Outbox = Callable[[Integration, list[dict[str, Any]]], None]
 
 
 class RecordWriter:
-    """Upserts one entity at a time; re-processing the same data is a no-op."""
+    """Writes pages (or one entity) of records; re-processing the same data is a no-op.
 
-    def __init__(self, records: Repository[StoredRecord]) -> None:
+    Args:
+        records: The records repository (its store and container are used).
+        containers: Logical -> configured container names (``entities``, ``conflicts``,
+            ``merge_proposals``); defaults to the logical names.
+        outbox: Receives the pushes a page asks for (local values a two-way source lacks).
+    """
+
+    def __init__(
+        self,
+        records: Repository[StoredRecord],
+        *,
+        containers: Mapping[str, str] | None = None,
+        outbox: Outbox | None = None,
+    ) -> None:
         self._records = records
+        names = {**(containers or {}), "records": records.container}
+        self.pages = PageWriter(records.store, names, outbox=outbox)
+
+    def write_page(
+        self,
+        integration: Integration,
+        entities: Sequence[Entity],
+        *,
+        stream: str | None = None,
+        listing_run: str | None = None,
+        version: str | None = None,
+        new_stream: str | None = None,
+    ) -> PageOutcome:
+        """Write one page of entities (see :meth:`upsert` for the arguments); results in input order."""
+        return self.pages.write(
+            integration, entities, stream=stream, listing_run=listing_run, version=version, new_stream=new_stream
+        )
 
     def upsert(
         self,
@@ -65,102 +95,7 @@ class RecordWriter:
             What happened. A tombstone for a record the hub never stored changes nothing
             (``UNCHANGED``).
         """
-        rec_id = StoredRecord.make_id(integration.tenant_id, integration.id, entity.entity_type, entity.external_id)
-        digest = content_hash(entity.data)
-        for _ in range(3):
-            existing = self._records.get(integration.tenant_id, rec_id)
-            try:
-                if existing is None:
-                    if entity.deleted:
-                        return WriteResult.UNCHANGED
-                    self._create(integration, entity, rec_id, digest, stream or new_stream, listing_run, version)
-                    return WriteResult.CREATED
-                return self._change(existing, entity, digest, stream, listing_run, version)
-            except (DocumentExists, PreconditionFailed):
-                continue
-        # a WriteConflict: the queue handler reschedules the page, and re-processing it is a no-op
-        raise PreconditionFailed(f"record {rec_id} kept changing under other writers; the page will be retried")
-
-    def _create(
-        self,
-        integration: Integration,
-        entity: Entity,
-        rec_id: str,
-        digest: str,
-        stream: str | None,
-        listing_run: str | None,
-        version: str | None,
-    ) -> None:
-        record = StoredRecord(
-            id=rec_id,
-            tenant_id=integration.tenant_id,
-            integration_id=integration.id,
-            provider=integration.provider,
-            entity_type=entity.entity_type,
-            external_id=entity.external_id,
-            data=entity.data,
-            content_hash=digest,
-            source_updated_at=entity.updated_at,
-            version=version,
-            stream=stream,
-            listed_by=listing_run or "",
+        outcome = self.write_page(
+            integration, [entity], stream=stream, listing_run=listing_run, version=version, new_stream=new_stream
         )
-        self._records.insert(record)
-
-    def _change(
-        self,
-        existing: StoredRecord,
-        entity: Entity,
-        digest: str,
-        stream: str | None,
-        listing_run: str | None,
-        version: str | None,
-    ) -> WriteResult:
-        """Decide and write one change of a stored record (PreconditionFailed: re-read and retry)."""
-        older = bool(
-            entity.updated_at and existing.source_updated_at and entity.updated_at < existing.source_updated_at
-        )
-        if entity.deleted:
-            if existing.deleted or older:
-                return WriteResult.UNCHANGED if existing.deleted else WriteResult.STALE
-            existing.deleted = True
-            existing.deleted_at = utcnow()
-            if entity.updated_at and not older:
-                existing.source_updated_at = entity.updated_at
-            self._save(existing, None, None, version)  # a tombstone (maybe from a companion stream) keeps the scope
-            return WriteResult.DELETED
-        if not existing.deleted and existing.content_hash == digest:
-            self._mark(existing, stream, listing_run, version)
-            return WriteResult.UNCHANGED
-        if older:
-            self._mark(existing, stream, listing_run, None)
-            return WriteResult.STALE
-        existing.data = entity.data
-        existing.content_hash = digest
-        existing.source_updated_at = entity.updated_at or existing.source_updated_at
-        existing.deleted = False  # a live version revives a tombstone
-        existing.deleted_at = None
-        self._save(existing, stream, listing_run, version)
-        return WriteResult.UPDATED
-
-    def _save(self, record: StoredRecord, stream: str | None, listing_run: str | None, version: str | None) -> None:
-        if stream is not None:
-            record.stream = stream
-        if listing_run is not None:
-            record.listed_by = listing_run
-        if version is not None:
-            record.version = version
-        record.updated_at = utcnow()
-        self._records.save(record)
-
-    def _mark(self, record: StoredRecord, stream: str | None, listing_run: str | None, version: str | None) -> None:
-        """The field-only patch of an unchanged record: listed by this run, in this stream, this version."""
-        fields: dict[str, Any] = {}
-        if listing_run is not None and record.listed_by != listing_run:
-            fields["listed_by"] = listing_run
-        if listing_run is not None and stream is not None and record.stream != stream:
-            fields["stream"] = stream
-        if version is not None and record.version != version:
-            fields["version"] = version
-        if fields and not self._records.patch(record.tenant_id, record.id, fields, if_match=record.etag):
-            raise PreconditionFailed(f"record {record.id} was deleted while being marked")
+        return outcome.results[0]

@@ -18,6 +18,7 @@ succeeds.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 
 from adapters.base.adapter import Adapter, Page
@@ -55,6 +56,7 @@ from shared.ports.queue import OutgoingMessage, WorkQueue, fit_id
 from shared.services.connections import AdapterHub
 from shared.services.deletes import ListingSweeper
 from shared.services.events import DomainEvents
+from shared.services.outbound import Outbox
 from shared.services.records import RecordWriter, WriteResult
 from shared.services.repositories import Repositories
 from shared.services.runs import RunLedger, describe
@@ -97,6 +99,8 @@ class SyncService:
         *,
         max_pages_per_run: int | None = None,
         max_resumes: int = DEFAULT_MAX_RESUMES,
+        containers: Mapping[str, str] | None = None,
+        outbound_queue: str | None = None,
     ) -> None:
         self._repos = repos
         self._adapters = adapters
@@ -107,7 +111,8 @@ class SyncService:
         self._events = events
         self._max_pages = max_pages_per_run
         self._max_resumes = max_resumes
-        self._writer = RecordWriter(repos.records)
+        outbox = Outbox(queue, outbound_queue) if outbound_queue else None
+        self._writer = RecordWriter(repos.records, containers=containers, outbox=outbox)
         self._sweeper = ListingSweeper(repos.records)
         self._ledger = RunLedger(repos)
         self.health = IntegrationHealth(repos.integrations)
@@ -286,8 +291,9 @@ class SyncService:
         """Write one page's entities (marked as listed when the run is a full listing); the counters."""
         counts = {"records_seen": len(page.entities), "records_skipped": len(page.skipped), "pages": 1}
         listing = run.id if run.full_listing else None
-        for entity in page.entities:
-            key = COUNTERS[self._writer.upsert(integration, entity, stream=run.key, listing_run=listing)]
+        outcome = self._writer.write_page(integration, page.entities, stream=run.key, listing_run=listing)
+        for result in outcome.results:
+            key = COUNTERS[result]
             counts[key] = counts.get(key, 0) + 1
         return counts
 

@@ -1,0 +1,179 @@
+"""A stream's declarative mapping compiled into a mapper: fields, transforms, links, derived records.
+
+The mapper reads the raw provider record (what the records container keeps as ``data``) and
+returns the canonical fields, the typed links it declares and the records derived from it.
+Mapping is a pure function of the raw data and the mapping, so a new mapping ``version``
+re-maps stored raw data without fetching anything (:func:`shared.engine.entities.remap`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from adapters.base.paths import get_path
+from adapters.base.spec import FieldMap, MappingSpec
+
+Hook = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Link:
+    """One typed link of a record: ``rel`` to the record ``(entity_type, external_id)``."""
+
+    rel: str
+    entity_type: str
+    external_id: str
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A record derived from a source record (its own type and id, its raw part, its mapper)."""
+
+    entity_type: str
+    external_id: str
+    data: dict[str, Any]
+    rel: str
+    mapper: Mapper
+
+
+def parse_date(value: Any) -> str | None:
+    """ISO 8601 (any offset) or epoch seconds -> ``YYYY-MM-DDTHH:MM:SSZ`` in UTC; None when unreadable."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        if isinstance(value, int | float) or (isinstance(value, str) and value.replace(".", "", 1).isdigit()):
+            moment = datetime.fromtimestamp(float(value), UTC)
+        elif isinstance(value, str):
+            text = value.strip().replace("Z", "+00:00")
+            if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":
+                text = text[:-2] + ":" + text[-2:]
+            moment = datetime.fromisoformat(text)
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        else:
+            return None
+    except (ValueError, OverflowError, OSError):
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _compile_field(spec: str | FieldMap) -> Callable[[dict[str, Any]], Any]:
+    if isinstance(spec, str):
+        if "." not in spec:
+            return lambda raw: raw.get(spec)
+        return lambda raw: get_path(raw, spec)
+    paths = (spec.path,) if isinstance(spec.path, str) else spec.path
+    first, default = paths[0], spec.default
+    kind = spec.transform
+    if kind == "copy":
+        return lambda raw: _or(get_path(raw, first), default)
+    if kind == "join":
+        return lambda raw: (
+            spec.sep.join(str(v) for v in (get_path(raw, p) for p in paths) if v not in (None, "")) or default
+        )
+    if kind == "split":
+
+        def split(raw: dict[str, Any]) -> Any:
+            value = get_path(raw, first)
+            if not isinstance(value, str):
+                return default
+            parts = value.split(spec.sep)
+            return parts[spec.index] if -len(parts) <= spec.index < len(parts) else default
+
+        return split
+    if kind == "date":
+        return lambda raw: _or(parse_date(get_path(raw, first)), default)
+    if kind == "enum":
+        return lambda raw: spec.values.get(str(get_path(raw, first)), default)
+    if kind == "lower":
+        return lambda raw: v.lower() if isinstance(v := get_path(raw, first), str) else default
+    item = spec.item
+
+    def listed(raw: dict[str, Any]) -> Any:
+        value = get_path(raw, first)
+        if not isinstance(value, list):
+            return default if default is not None else []
+        return [get_path(v, item) if item else v for v in value]
+
+    return listed
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+class Mapper:
+    """One compiled :class:`MappingSpec`."""
+
+    def __init__(self, spec: MappingSpec, hook: Hook | None = None) -> None:
+        self.spec = spec
+        self.kind = spec.canonical
+        self.version = spec.version
+        self._fields = [(name, _compile_field(f)) for name, f in spec.fields.items()]
+        self._hook = hook
+        self.derived = [(d, Mapper(d.mapping)) for d in spec.derived]
+        self.writable = {name: _write_path(spec.fields.get(name)) for name in spec.writable}
+
+    def fields(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """The canonical fields of ``raw`` (None values dropped, so absent and null are alike)."""
+        out = {}
+        for name, read in self._fields:
+            value = read(raw)
+            if value is not None:
+                out[name] = value
+        if self._hook is not None:
+            out = self._hook(raw, out)
+        return out
+
+    def links(self, raw: dict[str, Any]) -> list[Link]:
+        """The links ``raw`` declares (derived records' links included)."""
+        found: list[Link] = []
+        for link in self.spec.links:
+            for target in _ids(get_path(raw, link.path), link.item):
+                found.append(Link(link.rel, link.entity_type, target))
+        for derived in self.derive(raw):
+            found.append(Link(derived.rel, derived.entity_type, derived.external_id))
+        return found
+
+    def derive(self, raw: dict[str, Any]) -> list[Derived]:
+        """The records derived from ``raw`` (each object at a derived path with an id)."""
+        out: list[Derived] = []
+        for spec, mapper in self.derived:
+            value = get_path(raw, spec.path)
+            for obj in value if isinstance(value, list) else [value]:
+                if isinstance(obj, dict):
+                    ext = obj.get(spec.id_field)
+                    if ext is not None and not isinstance(ext, dict | list):
+                        out.append(Derived(spec.entity_type, str(ext), obj, spec.rel, mapper))
+        return out
+
+    def to_provider(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Canonical field changes as the provider's field changes (writable ``copy`` fields only)."""
+        out: dict[str, Any] = {}
+        for name, value in changes.items():
+            path = self.writable.get(name)
+            if path is not None:
+                out[path] = value
+        return out
+
+
+def _write_path(spec: str | FieldMap | None) -> str | None:
+    """The provider field a canonical field writes back to (a plain top-level copy)."""
+    if isinstance(spec, str):
+        return spec if "." not in spec else None
+    if spec is not None and spec.transform == "copy" and isinstance(spec.path, str) and "." not in spec.path:
+        return spec.path
+    return None
+
+
+def _ids(value: Any, item: str | None) -> list[str]:
+    values = value if isinstance(value, list) else [value]
+    out = []
+    for v in values:
+        found = get_path(v, item) if item and isinstance(v, dict) else v
+        if found is not None and not isinstance(found, dict | list | bool):
+            out.append(str(found))
+    return out
