@@ -163,13 +163,16 @@ def _start(stack: contextlib.ExitStack, issues: int, port: int, once: bool) -> t
 
 def _other_providers(console: Console, stack: contextlib.ExitStack, api: str, report: Path | None) -> None:
     """Connect and sync one integration per other provider; write the report when asked."""
-    from sandbox.demo_providers import sync_providers
+    from sandbox.demo_providers import send_provider_webhooks, sync_providers
 
     console.print("\n[bold]Every provider[/]: one integration each, synced from its own sandbox")
     http = httpx.Client(base_url=api, headers={"x-tenant-id": TENANT}, timeout=30)
     stack.callback(http.close)
+    sandboxes: dict[str, Any] = {}
     try:
-        outcome = sync_providers(console, http, stack)
+        outcome = sync_providers(console, http, stack, sandboxes=sandboxes)
+        console.print("\n[bold]Webhooks from every provider[/]: signed as each provider signs, verified by its scheme")
+        send_provider_webhooks(console, http, api, sandboxes)
     except RuntimeError as exc:
         raise DemoFailed(str(exc)) from None
     integrations = {"github": "gh-demo"} | {provider: f"{provider}-demo" for provider in outcome}

@@ -96,9 +96,10 @@ def _ok(response: httpx.Response, *expected: int) -> Any:
 
 
 def sync_providers(
-    console: Console, http: httpx.Client, stack: contextlib.ExitStack, *, timeout: float = 300
+    console: Console, http: httpx.Client, stack: contextlib.ExitStack, *, timeout: float = 300,
+    sandboxes: dict[str, Any] | None = None,
 ) -> dict[str, tuple[int, int]]:
-    """Connect and sync every provider demo; returns ``{provider: (expected, stored)}``."""
+    """Connect and sync every provider demo; returns ``{provider: (expected, stored)}`` (``sandboxes``: filled)."""
     started: list[tuple[ProviderDemo, str, Any]] = []
     for demo in DEMOS:
         sandbox, config, token = demo.start()
@@ -110,6 +111,8 @@ def sync_providers(
         for stream in demo.streams:
             _ok(http.post(f"/manage/integrations/{integration}/sync", json={"stream": stream}), 202)
         started.append((demo, integration, sandbox))
+        if sandboxes is not None:
+            sandboxes[demo.provider] = sandbox
         console.print(f"Connected [cyan]{integration}[/] ({demo.label}) to its sandbox at {sandbox.base_url}")
 
     outcome: dict[str, tuple[int, int]] = {}
@@ -132,3 +135,70 @@ def sync_providers(
     for provider in pending:
         outcome[provider] = (-1, -1)
     return outcome
+
+
+def send_provider_webhooks(
+    console: Console, http: httpx.Client, api: str, sandboxes: dict[str, Any], *, timeout: float = 60
+) -> dict[str, list[int]]:
+    """Each provider's sandbox (or its documented delivery, signed with the provider's scheme) sends webhooks.
+
+    Slack: a signed Events API message; Salesforce: a signed Apex callout with two accounts;
+    Notion: the subscription's verification request (its token becomes the webhook secret),
+    then a signed ``page.content_updated`` the hub answers by fetching the page; Google: the hub
+    opens its watch channels at the sandbox, a new calendar event makes the sandbox notify them.
+
+    Returns:
+        ``{provider: [HTTP status of each delivery]}``.
+
+    Raises:
+        RuntimeError: A delivery was refused, or its events did not finish (processed or ignored) in time.
+    """
+    from pydantic import SecretStr
+
+    from adapters.base.verify.model import WebhookKey
+    from adapters.base.verify.profiles import profile
+    from adapters.base.verify.registry import build_strategy
+    from adapters.base.verify.samples import sample
+
+    secret = "demo-provider-webhook-secret"
+
+    def signed(profile_name: str, event: str, provider: str, integration: str, *, count: int = 1) -> int:
+        key = WebhookKey(secret=SecretStr(secret))
+        body = sample(profile_name, event, now=time.time(), key=key, count=count)
+        strategy = build_strategy(profile(profile_name).config)
+        out = strategy.sign(body.body, key, now=time.time(), delivery_id=body.delivery_id, event_type=event)
+        return httpx.post(f"{api}/webhooks/{provider}/{integration}", content=out.body, headers=out.headers,
+                          timeout=10).status_code
+
+    statuses: dict[str, list[int]] = {}
+    for provider in ("slack", "salesforce", "google"):
+        _ok(http.put(f"/manage/integrations/{provider}-demo/credential", json={"webhook_secret": secret}), 200)
+    statuses["slack"] = [signed("slack", "message", "slack", "slack-demo")]
+    statuses["salesforce"] = [signed("salesforce-apex", "updated", "salesforce", "salesforce-demo", count=2)]
+    notion = sandboxes["notion"]
+    subscription, answer = notion.create_subscription(f"{api}/webhooks/notion/notion-demo")
+    page_id = next(iter(notion.workspace.pages))
+    statuses["notion"] = [answer.status_code, notion.send_event(
+        subscription, notion.build_event(subscription, "page.content_updated", page_id)).status_code]
+    google = sandboxes["google"]
+    _ok(http.post("/manage/integrations/google-demo/subscriptions"), 200)
+    google.create_event("Demo review")
+    statuses["google"] = [n.statuses[-1] for n in google.channels.flush()]
+    refused = {p: s for p, s in statuses.items() if not s or any(not 200 <= code < 300 for code in s)}
+    if refused:
+        raise RuntimeError(f"webhook deliveries refused: {refused}")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events = _ok(http.get("/manage/webhook-events", params={"limit": "1000"}), 200)
+        mine = [e for e in events if e["integration_id"] != "gh-demo"]
+        if mine and all(e["status"] in ("processed", "ignored", "failed") for e in mine):
+            failed = [e for e in mine if e["status"] == "failed"]
+            if failed:
+                raise RuntimeError(f"webhook events failed: {[(e['provider'], e['error']) for e in failed]}")
+            break
+        time.sleep(0.2)
+    else:
+        raise RuntimeError("provider webhook events did not finish within the timeout")
+    for provider, codes in statuses.items():
+        console.print(f"Webhooks from the [cyan]{provider}[/] sandbox: HTTP {', '.join(map(str, codes))}")
+    return statuses

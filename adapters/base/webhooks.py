@@ -240,6 +240,11 @@ class WebhookHooks:
 
     def _carried(self, route: EventRoute, stream: str, data: Any) -> list[Entity]:
         record = data if route.record_path is None else get_path(data, route.record_path)
+        if isinstance(record, list):  # several records in one event (an Apex callout's ``records``)
+            many = [r for r in record if isinstance(r, dict)]
+            if not many or route.id_template:
+                raise SkipRecord(f"the event carries no usable records at {route.record_path!r}")
+            return [e for r in many for e in self.map_record(stream, r)]  # type: ignore[attr-defined]
         if not isinstance(record, dict):
             raise SkipRecord(f"the event carries no record at {route.record_path!r}")
         if route.merge:
