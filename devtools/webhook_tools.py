@@ -65,6 +65,19 @@ def add_parsers(hooks: Any) -> None:
     _scheme_options(send)
     send.set_defaults(func=cmd_send)
 
+    for name, helptext in (("replay", "re-process a stored webhook event through the admin API"),
+                           ("events", "list stored webhook events by status through the admin API")):
+        tool = hooks.add_parser(name, help=helptext, description=helptext)
+        tool.add_argument("--api", default="http://127.0.0.1:7071/api", help="the app's API base URL")
+        tool.add_argument("--tenant", required=True, help="the tenant id")
+        tool.add_argument("--key", help="the admin function key (Azure); sent as x-functions-key")
+        if name == "replay":
+            tool.add_argument("event_id", help="the event id (from 'ihub webhooks events')")
+        else:
+            tool.add_argument("--status", help="received, enqueued, processed, ignored or failed")
+            tool.add_argument("--integration", help="only this integration's events")
+        tool.set_defaults(func=cmd_admin)
+
 
 def _scheme_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audience", help="google: the JWT audience (send: default --to)")
@@ -271,3 +284,34 @@ def _send(args: argparse.Namespace) -> int:
     if response.content:
         print(response.text[:500])
     return OK if response.is_success else INVALID
+
+
+def cmd_admin(args: argparse.Namespace) -> int:
+    """``replay`` / ``events``: the admin API's webhook routes; exit 0 on 2xx, 1 otherwise, 2 unreachable."""
+    import json
+
+    import httpx
+
+    headers = {"x-tenant-id": args.tenant} | ({"x-functions-key": args.key} if args.key else {})
+    base = args.api.rstrip("/") + "/manage"
+    try:
+        if args.webhooks_command == "replay":
+            answer = httpx.post(f"{base}/webhook-events/{args.event_id}/replay", headers=headers, timeout=30)
+        else:
+            params = {k: v for k, v in (("status", args.status), ("integration", args.integration)) if v}
+            answer = httpx.get(f"{base}/webhook-events", params=params, headers=headers, timeout=30)
+    except httpx.HTTPError as exc:
+        print(f"error: {args.api} is not reachable: {exc}", file=sys.stderr)
+        return USAGE
+    if not answer.is_success:
+        print(f"refused: HTTP {answer.status_code}: {answer.text[:500]}", file=sys.stderr)
+        return INVALID
+    body = answer.json()
+    if args.webhooks_command == "replay":
+        print(f"replayed {body['id']} ({body['provider']} {body['event_type']}), replay #{body['replays']}")
+    else:
+        for event in body:
+            why = event.get("reason") or event.get("error") or ""
+            print(f"{event['id']}  {event['status']:<9} {event['provider']:<10} {event['event_type'][:30]:<30} {why}")
+        print(json.dumps({"events": len(body)}))
+    return OK

@@ -105,6 +105,18 @@ def test_slack_challenge_message_duplicate_and_stale(devhost: Any, admin: httpx.
     [record] = _records(admin, "slack-1")
     assert record["external_id"] == f"{inner['channel']}:{inner['ts']}"
 
+    [event] = _events(admin, "slack-1", "processed")
+    replayed = admin.post(f"/webhook-events/{event['id']}/replay")
+    assert replayed.status_code == 202 and replayed.json()["status"] == "received"
+    assert wait_for(lambda: _events(admin, "slack-1", "processed") != [], devhost)
+    assert admin.post("/webhook-events/wh-nope/replay").status_code == 404
+
+    from devtools.cli import main as ihub
+
+    assert ihub(["webhooks", "replay", "--api", f"{devhost.base_url}/api", "--tenant", "tenant-a", event["id"]]) == 0
+    assert wait_for(lambda: _events(admin, "slack-1", "processed") != [], devhost)
+    assert _events(admin, "slack-1")[0]["replays"] == 2 and len(_records(admin, "slack-1")) == 1
+
     stale = sample("slack", "message", now=time.time(), key=WebhookKey())
     assert _slack_post(devhost, stale.body, ts=int(time.time()) - 301).status_code == 401
     forged = _slack_post(devhost, sample("slack", "message", now=time.time(), key=WebhookKey()).body, secret="wrong")
