@@ -242,7 +242,8 @@ class TokenExchange:
             code = str(error or f"http_{response.status_code}")[:64]
             text = answer.get("error_description") or answer.get("message") or ""
             detail = f": {redact_text(str(text))[:200]}" if text else ""
-            raise GrantRejected(f"{ep.provider} refused the grant: {code}{detail}", error=code)
+            raise GrantRejected(f"{ep.provider} refused the stored grant ({code}){detail}; reconnect the integration",
+                                error=code)
         return answer
 
     def _at(self, seconds: float | None) -> datetime | None:

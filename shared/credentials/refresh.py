@@ -144,14 +144,20 @@ class CredentialRefresher:
                 self._leases.release(lease, version=version, error=error)
 
     def renewed(self, integration: Integration, rejected: SecretStr) -> SecretStr | None:
-        """The 401 hook: a working credential after ``rejected`` was refused, or None."""
+        """The 401 hook: a working credential after ``rejected`` was refused, or None.
+
+        A refused grant (:class:`GrantRejected`) and a transient failure (``RetryLater``: the work
+        is rescheduled, not failed) propagate; None means nothing refreshable is stored.
+        """
         try:
             outcome = self.refresh(integration, rejected=rejected if rejected.get_secret_value() else None)
-        except (ReauthRequired, RetryLater) as exc:
+        except GrantRejected:
+            raise
+        except ReauthRequired as exc:
             log.warning("could not renew the credential of %s: %s", integration.id, exc.code)
             return None
         value = outcome.credential.bearer()
-        if value is None or value == rejected:
+        if value is None or _same(value, rejected):
             return None
         return self._credentials.applied(integration, outcome.credential, value)
 
@@ -162,7 +168,7 @@ class CredentialRefresher:
         if force:
             return True
         if rejected is not None:
-            return cred.bearer() == rejected
+            return _same(cred.bearer(), rejected)
         return is_due(cred, self.window_seconds)
 
     def _mint(self, integration: Integration, cred: AnyCredential) -> AnyCredential:
@@ -184,3 +190,8 @@ class CredentialRefresher:
                 log.info("retrying the refresh of %s in %.2fs: %s", integration.id, wait, exc)
                 self._sleep(wait)
         raise RetryLater(f"the refresh of {integration.id} did not succeed")  # pragma: no cover
+
+
+def _same(a: SecretStr | None, b: SecretStr | None) -> bool:
+    """Equal secret values (SecretStr's ``==`` is False across its subclasses)."""
+    return a is not None and b is not None and a.get_secret_value() == b.get_secret_value()
