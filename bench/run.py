@@ -109,6 +109,13 @@ def store_ops_per_record() -> dict[str, object]:
     return measure()
 
 
+def token_refresh() -> dict[str, object]:
+    """1,000 due credentials refreshed against the OAuth sandbox, and a 50-thread race (bench/token_refresh.py)."""
+    from bench.token_refresh import token_refresh as measure
+
+    return measure()
+
+
 # name -> (function taking the parsed args, one-line description). Add new benchmarks here.
 BENCHMARKS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, object]], str]] = {
     "cold_import": (lambda a: cold_import(a.imports), "cold `import function_app` vs `import azure.functions`"),
@@ -119,6 +126,7 @@ BENCHMARKS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, object]], s
     "sync_throughput": (lambda a: sync_throughput(), "50,000-issue GitHub sync via queue and worker vs fetch floor"),
     "pipeline_in_process": (lambda a: pipeline_in_process(), "100,000 records through the sync engine, one core"),
     "store_ops_per_record": (lambda a: store_ops_per_record(), "store reads/writes per record: first and unchanged"),
+    "token_refresh": (lambda a: token_refresh(), "1,000 due credentials refreshed; 50 racers -> provider calls"),
 }
 
 

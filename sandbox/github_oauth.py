@@ -84,6 +84,7 @@ class GitHubOAuthSandbox(ProviderSandbox):
         self.route("POST", "/login/oauth/access_token", self._token)
         self.route("POST", r"/app/installations/(?P<installation>[0-9]+)/access_tokens", self._installation)
         self.add_token_controls(self.oauth, client_id)
+        self.route("POST", "/_sandbox/config", self._ctl_config)
 
     def handle(self, request: Request) -> Response:
         """Refreshes sleep ``refresh_latency_seconds`` outside the lock (widening a race window)."""
@@ -112,6 +113,14 @@ class GitHubOAuthSandbox(ProviderSandbox):
     def stats(self) -> dict[str, Any]:
         return super().stats() | {"refresh_calls": self.refresh_calls, "oauth": dict(self.oauth.counters),
                                   "installation_tokens": len(self._installations)}
+
+    def _ctl_config(self, request: Request) -> Response:
+        """``{"refresh_latency_seconds", "deny_authorizations"}``."""
+        data = request.json_object()
+        self.refresh_latency_seconds = float(data.get("refresh_latency_seconds", self.refresh_latency_seconds))
+        self.deny_authorizations = bool(data.get("deny_authorizations", self.deny_authorizations))
+        return json_response(200, {"refresh_latency_seconds": self.refresh_latency_seconds,
+                                   "deny_authorizations": self.deny_authorizations})
 
     # -- endpoints --------------------------------------------------------------------------------
 
@@ -195,3 +204,22 @@ def _answer(request: Request, body: dict[str, Any]) -> Response:
         return Response(200, {"Content-Type": "application/json; charset=utf-8"}, json.dumps(body).encode())
     pairs = {k: str(v) for k, v in body.items() if v is not None}
     return Response(200, {"Content-Type": "application/x-www-form-urlencoded"}, urlencode(pairs).encode())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the GitHub OAuth sandbox in the foreground until SIGTERM/SIGINT, printing its base URL first."""
+    import argparse
+
+    from sandbox.server import run_until_signal
+
+    parser = argparse.ArgumentParser(prog="python -m sandbox.github_oauth", description="GitHub OAuth host sandbox")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--refresh-latency", type=float, default=0.0)
+    a = parser.parse_args(argv)
+    sandbox = GitHubOAuthSandbox(port=a.port)
+    sandbox.refresh_latency_seconds = a.refresh_latency
+    run_until_signal(sandbox)
+
+
+if __name__ == "__main__":
+    main()
