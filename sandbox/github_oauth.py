@@ -74,8 +74,9 @@ class GitHubOAuthSandbox(ProviderSandbox):
         self.on_token = on_token
         self.deny_authorizations = False
         self.refresh_latency_seconds = 0.0
+        self.issued: list[str] = []  # every token and code ever minted (tests scan logs for them)
         self.oauth = OAuthServer({client_id: client_secret}, access_ttl=access_ttl, rotate_refresh_tokens=True,
-                                 revoke_old_access_on_refresh=True, make_token=_make_token)
+                                 revoke_old_access_on_refresh=True, make_token=self._mint)
         self._apps: dict[str, str] = {}  # app id -> public key PEM
         self._installations: dict[str, float] = {}  # installation token -> expiry
         self._count_lock = threading.Lock()
@@ -100,6 +101,11 @@ class GitHubOAuthSandbox(ProviderSandbox):
 
     def fault_response(self, fault: Any, request: Request) -> Response:
         return json_response(fault.status, {"message": "Server Error", "documentation_url": DOCS})
+
+    def _mint(self, kind: str) -> str:
+        token = _make_token(kind)
+        self.issued.append(token)
+        return token
 
     def register_app(self, app_id: str, public_key_pem: str) -> None:
         """Accept app JWTs of ``app_id`` signed with the private half of ``public_key_pem``."""
@@ -174,6 +180,7 @@ class GitHubOAuthSandbox(ProviderSandbox):
         if scheme.lower() != "bearer":
             return json_response(401, {"message": "Bad credentials", "documentation_url": DOCS})
         value = f"ghs_{secrets.token_urlsafe(27)}"
+        self.issued.append(value)
         expiry = time.time() + INSTALLATION_TTL_SECONDS
         self._installations[value] = expiry
         if self.on_token is not None:

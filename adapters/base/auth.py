@@ -16,7 +16,10 @@ import httpx
 from pydantic import SecretStr
 
 from adapters.base.spec import AuthSpec
+from shared.credentials import redaction
 from shared.errors import ReauthRequired
+
+redaction.install()  # httpx logs request URLs: a query-string API key must not reach the logs
 
 TOKEN_TYPES = frozenset(
     {"oauth2_authorization_code", "oauth2_client_credentials", "oauth2_jwt_bearer", "app_installation", "static_bearer"}

@@ -1,8 +1,11 @@
-"""A hub whose GitHub OAuth app points at the GitHub OAuth sandbox, served by the dev host."""
+"""A hub whose GitHub OAuth app points at the GitHub OAuth sandbox, served by the dev host, and the
+secret scan: every test here has its log output (every logger, DEBUG and up) and every HTTP answer
+it read through :func:`scanned_client` checked for the secret values it used - none may appear."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +16,20 @@ import pytest
 
 from sandbox.github_oauth import GitHubOAuthSandbox
 from tests.conftest import TENANT, hub_environment
-from tests.credentials.helpers import CLIENT_ID, CLIENT_SECRET
+from tests.credentials.helpers import CLIENT_ID, CLIENT_SECRET, KNOWN_SECRETS, RESPONSES, find_leaks, scanned_client
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_logs_or_answers(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail the test when a known secret value shows up in a log line or an HTTP answer."""
+    KNOWN_SECRETS.clear()
+    RESPONSES.clear()
+    KNOWN_SECRETS.update({CLIENT_SECRET, "wh-secret-for-tests"})
+    caplog.set_level(logging.DEBUG)
+    yield
+    texts = [r.getMessage() + (r.exc_text or "") for r in caplog.records] + RESPONSES
+    leaks = find_leaks(texts, KNOWN_SECRETS)
+    assert not leaks, f"secret values leaked into logs or answers: {leaks}"
 
 
 @pytest.fixture
@@ -23,6 +39,7 @@ def gh_oauth(github_sandbox: Any) -> Iterator[GitHubOAuthSandbox]:
     try:
         yield sandbox
     finally:
+        KNOWN_SECRETS.update(sandbox.issued)  # every token and code it minted, checked after the test
         sandbox.stop()
 
 
@@ -62,5 +79,5 @@ def ohost(ohub: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def oadmin(ohost: Any) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"{ohost.base_url}/api/manage", headers={"x-tenant-id": TENANT}, timeout=30) as c:
+    with scanned_client(base_url=f"{ohost.base_url}/api/manage", headers={"x-tenant-id": TENANT}) as c:
         yield c

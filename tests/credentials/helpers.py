@@ -6,7 +6,9 @@ import base64
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 from pydantic import SecretStr
 
 from adapters.base.spec import AuthSpec
@@ -21,6 +23,27 @@ from shared.services.credentials import CredentialService
 
 KEY = base64.b64decode(base64.b64encode(b"0123456789abcdef0123456789abcdef"))
 CLIENT_ID, CLIENT_SECRET = "Iv1.sandbox0000000001", "gh-client-secret"
+KNOWN_SECRETS: set[str] = set()
+"""Secret values a test used; the autouse scan fails the test when one appears in logs or answers."""
+RESPONSES: list[str] = []
+"""Every answer of the hub's HTTP functions (headers and body) read through :func:`scanned_client`."""
+
+
+def _remember(response: httpx.Response) -> None:
+    if not response.request.url.path.startswith("/api/"):
+        return  # a sandbox's answer (the provider's redirect carries its code by design), not the hub's
+    response.read()
+    RESPONSES.append(f"{response.headers}\n{response.text}")
+
+
+def find_leaks(texts: list[str], secrets: set[str]) -> list[str]:
+    """The (shortened) secret values of 8+ characters that appear in any of ``texts``."""
+    return sorted({s[:6] + "..." for s in secrets if len(s) >= 8 for t in texts if s in t})
+
+
+def scanned_client(**kwargs: Any) -> httpx.Client:
+    """An httpx client whose every answer is kept for the secret scan."""
+    return httpx.Client(timeout=30, event_hooks={"response": [_remember]}, **kwargs)
 
 
 def integration(id_: str = "gh-race", tenant: str = "tenant-a") -> Integration:

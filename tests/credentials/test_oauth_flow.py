@@ -11,6 +11,7 @@ import httpx
 from sandbox.github_oauth import GitHubOAuthSandbox
 from shared.credentials.models import OAuth2AuthorizationCode, secret_name
 from tests.conftest import TENANT
+from tests.credentials.helpers import scanned_client
 
 
 def events(hub: Any, kind: str) -> list[dict[str, Any]]:
@@ -27,7 +28,7 @@ def connect(admin: httpx.Client, id_: str = "gh-o") -> tuple[str, httpx.Response
     answer = admin.post(f"/integrations/{id_}/connect")
     assert answer.status_code == 200, answer.text
     url = answer.json()["authorize_url"]
-    with httpx.Client(timeout=30, follow_redirects=True) as browser:
+    with scanned_client(follow_redirects=True) as browser:
         return url, browser.get(url)
 
 
@@ -53,7 +54,7 @@ def test_connect_through_the_full_flow_then_sync(
     assert isinstance(stored.credential, OAuth2AuthorizationCode) and stored.credential.refresh_token is not None
     assert stored.properties.expires_on is not None and stored.properties.tags["type"] == "oauth2_authorization_code"
     assert [e["integration_id"] for e in events(ohub, "AppConnected")] == ["gh-o"]
-    with httpx.Client(timeout=30) as browser:  # the same callback again: its state was single-use
+    with scanned_client() as browser:  # the same callback again: its state was single-use
         replay = browser.get(page.url)
     assert replay.status_code == 400 and "already used" in replay.text
     runs = sync(oadmin, ohost)
@@ -68,7 +69,7 @@ def test_denied_or_forged_callbacks_change_nothing(
     gh_oauth.deny_authorizations = True
     _, page = connect(oadmin)
     assert page.status_code == 400 and "access_denied" in page.text
-    with httpx.Client(timeout=30) as browser:
+    with scanned_client() as browser:
         forged = browser.get(f"{ohost.base_url}/api/oauth/callback", params={"code": "x", "state": "eyJ0IjoiYSJ9.bad"})
         missing = browser.get(f"{ohost.base_url}/api/oauth/callback")
     assert forged.status_code == 400 and "not valid" in forged.text
