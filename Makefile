@@ -9,7 +9,7 @@ CHECKOV := .tools/checkov/.version
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint bench dev clean
+.PHONY: setup demo test lint bench dev clean redis
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@echo "==> creating $(VENV) with $(PYTHON) and installing dependencies"
@@ -26,6 +26,9 @@ $(AZURITE): scripts/install_azurite.sh
 $(CHECKOV): scripts/install_checkov.sh
 	bash scripts/install_checkov.sh
 
+redis:  # Debian's redis-server for the rate-limit tests (the suite starts it on a free port itself)
+	@command -v redis-server >/dev/null 2>&1 || [ -x "$${REDIS_SERVER_BIN:-}" ] || bash scripts/install_redis.sh
+
 setup: $(STAMP)
 
 demo: $(STAMP)
@@ -34,7 +37,7 @@ demo: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/ihub dev $(ARGS)
 
-test: $(STAMP) $(AZURITE) $(CHECKOV)
+test: $(STAMP) $(AZURITE) $(CHECKOV) redis
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

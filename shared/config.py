@@ -136,6 +136,20 @@ class Settings(BaseSettings):
     """Longest wait a provider header (``Retry-After``, a reset time) or a backoff may impose."""
     max_pages_per_run: int | None = Field(None, ge=1, validation_alias=_env("IHUB_MAX_PAGES_PER_RUN"))
     """Overrides every stream's ``max_pages_per_run`` ceiling from the provider spec."""
+    rate_limit_backend: Literal["memory", "redis"] = Field("memory", validation_alias=_env("IHUB_RATE_LIMIT_BACKEND"))
+    """Where rate-limit budgets live: ``memory`` (one instance) or ``redis`` (shared by every instance)."""
+    redis_url: SecretStr | None = Field(None, validation_alias=_env("IHUB_REDIS_URL"))
+    """``redis://host:port/0`` or ``rediss://:<access key>@<name>.redis.cache.windows.net:6380/0``."""
+    rate_limit_overrides: str = Field("[]", validation_alias=_env("IHUB_RATE_LIMIT_OVERRIDES"))
+    """JSON list of budget overrides: ``[{"provider", "budget", "tenant", "integration", "limit", ...}]``."""
+    rate_limit_fail_closed_seconds: float = Field(
+        30.0, ge=0, validation_alias=_env("IHUB_RATE_LIMIT_FAIL_CLOSED_SECONDS")
+    )
+    """How long every provider call is deferred after Redis stops answering, before local budgets take over."""
+    rate_limit_fallback_share: float = Field(
+        0.25, gt=0, le=1, validation_alias=_env("IHUB_RATE_LIMIT_FALLBACK_SHARE")
+    )
+    """Share of each limit one instance's local budgets allow while Redis is down."""
 
     @model_validator(mode="before")
     @classmethod

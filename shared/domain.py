@@ -471,6 +471,8 @@ class DataSynced(DomainEvent):
 class RateLimitExceeded(DomainEvent):
     retry_at: Timestamp | None = None
     scope: str = "provider"
+    bucket: str | None = None
+    """The rate-limit budget's bucket key the provider limited (issue 11), when known."""
 
 
 DOMAIN_EVENTS: dict[str, type[DomainEvent]] = {

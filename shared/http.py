@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from pydantic import SecretStr
@@ -56,6 +56,14 @@ class RequestContext:
     """The rendered rate-limit bucket key (the spec's ``bucket_key``); "" = per connection."""
     strikes: int = 0
     """Consecutive rate-limit answers of the bucket before this request (exponential backoff)."""
+    tenant: str = ""
+    integration: str = ""
+    priority: str = "scheduled"
+    """Who is asking (``interactive``, ``webhook``, ``scheduled``, ``backfill``): see :mod:`shared.ratelimit`."""
+    budgets: tuple[Any, ...] = ()
+    """The :class:`shared.ratelimit.Budget` values that apply to this request (every level)."""
+    usage: Callable[[httpx.Response], tuple[float, float | None, float | None] | None] | None = None
+    """Reads ``(remaining, reset epoch or None, limit or None)`` from a response (the adapter's spec)."""
 
     @property
     def bucket_key(self) -> str:
@@ -185,6 +193,21 @@ class RateLimitState:
         with self._lock:
             self._blocked[key] = max(until, self._blocked.get(key, 0.0))
 
+    def admit(self, ctx: RequestContext) -> None:
+        """Raise RateLimited while the request's bucket is blocked (the budget gate's hook)."""
+        until = self.blocked_until(ctx.bucket_key)
+        if until is not None:
+            raise RateLimited(
+                f"{ctx.provider} rate limit in force for this connection until {_iso(until)}",
+                retry_at=datetime.fromtimestamp(until, UTC),
+            )
+
+    def limited(self, ctx: RequestContext, error: RateLimited) -> None:
+        """The provider answered with a rate limit (hook: adaptive budgets shrink here)."""
+
+    def observed(self, ctx: RequestContext, response: httpx.Response) -> None:
+        """A response arrived (hook: budgets learn the provider's remaining allowance here)."""
+
 
 class RateLimitPolicy:
     """Refuses to send while the request's bucket is blocked; records blocks the provider names.
@@ -216,12 +239,7 @@ class RateLimitPolicy:
 
     def send(self, request: httpx.Request, ctx: RequestContext, next_: SendFn) -> httpx.Response:
         key = ctx.bucket_key
-        until = self._state.blocked_until(key)
-        if until is not None:
-            raise RateLimited(
-                f"{ctx.provider} rate limit in force for this connection until {_iso(until)}",
-                retry_at=datetime.fromtimestamp(until, UTC),
-            )
+        self._state.admit(ctx)  # raises RateLimited (never sleeps) while a block or a budget forbids it
         ctx.strikes = self._state.strikes(key)
         try:
             response = next_(request, ctx)
@@ -229,6 +247,7 @@ class RateLimitPolicy:
             self._state.strike(key)
             if exc.retry_at is not None:
                 self._block(key, exc.retry_at.timestamp())
+            self._state.limited(ctx, exc)
             raise
         if ctx.strikes:
             self._state.clear_strikes(key)
@@ -238,6 +257,7 @@ class RateLimitPolicy:
         block = self._observe(response)
         if block is not None and block > self._clock():
             self._block(key, block)
+        self._state.observed(ctx, response)
         return response
 
 

@@ -12,11 +12,14 @@ from shared.backends.factory import Ports, build_ports
 from shared.claim_check import ClaimCheckQueue
 from shared.config import Settings, get_settings
 from shared.credentials.wiring import wire as wire_credentials
+from shared.ratelimit.factory import build_rate_limiter
+from shared.ratelimit.factory import event_hook as rate_limit_events
+from shared.engine.admin import EntityService
 from shared.services.admin import AdminService
 from shared.services.connections import AdapterHub
 from shared.services.credentials import CredentialService
 from shared.services.events import DomainEvents
-from shared.services.outbound import OutboundService
+from shared.services.outbound import OutboundService, QueueOutbox
 from shared.services.repositories import Repositories
 from shared.services.sync import SyncService
 from shared.services.webhook_subscriptions import SubscriptionService
@@ -34,11 +37,13 @@ class Hub:
         self.ports = ports
         self.repos = Repositories(ports.documents, settings.containers)
         self.credentials = CredentialService(ports.secrets)
+        self.rate_limiter = build_rate_limiter(settings)  # budgets at every level (shared.ratelimit)
         self.adapters = AdapterHub(
             self.credentials,
             base_urls=settings.provider_base_urls,
             timeout=settings.http_timeout_seconds,
             max_wait_seconds=settings.max_retry_wait_seconds,
+            rate_limits=self.rate_limiter,
         )
         self.queue = ClaimCheckQueue(  # what services send through: oversized bodies go to Blob
             ports.queue,
@@ -47,6 +52,7 @@ class Hub:
             max_message_bytes=settings.queue_max_message_bytes,
         )
         self.events = DomainEvents(ports.events)
+        self.rate_limiter.on_exceeded = rate_limit_events(self.events)
         self.sync = SyncService(
             self.repos,
             self.adapters,
@@ -84,7 +90,11 @@ class Hub:
             claims_container=settings.container_id_claims,
         )
         self.subscriptions = SubscriptionService(self.repos, self.credentials, self.adapters)
-        self.outbound = OutboundService(self.repos, self.adapters)
+        outbox = QueueOutbox(self.queue, settings.sync_outbound_queue)  # the sync engine's pushes
+        self.outbound = OutboundService(self.repos, self.adapters, containers=settings.containers, outbox=outbox)
+        self.entities = EntityService(
+            ports.documents, settings.containers, integrations=self.repos.integrations.get, outbox=outbox
+        )
         self.credential_services = wire_credentials(self)  # fenced refresh, OAuth connect, expiry notices
         self.tokens, self.oauth = self.credential_services.tokens, self.credential_services.oauth
         self.inbound_runner, self.outbound_runner = (
@@ -101,6 +111,7 @@ class Hub:
     def close(self) -> None:
         self.credential_services.close()
         self.adapters.close()
+        self.rate_limiter.close()
         self.ports.close()
 
 

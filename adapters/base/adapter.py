@@ -23,6 +23,7 @@ import httpx
 from adapters.base import push as pushing
 from adapters.base import webhooks
 from adapters.base.auth import auth_strategy_for
+from adapters.base.budgets import BudgetRenderer
 from adapters.base.classify import ErrorClassifier, NotJson, error_detail, parsed_body, quota_usage
 from adapters.base.model import (
     ChildScope,
@@ -53,6 +54,8 @@ from shared.http import (
     RetryPolicy,
     retry_at_from_headers,
 )
+from shared.ratelimit.model import Budget
+from shared.ratelimit.priority import current_priority
 
 __all__ = [
     "Adapter",
@@ -102,6 +105,7 @@ class Adapter(webhooks.WebhookHooks):
         }
         rate = self.spec.rate_limit
         self._quota = re.compile(rate.quota_pattern) if rate.quota_header and rate.quota_pattern else None
+        self._budgets = BudgetRenderer(self.spec.name, rate)
         self._pipeline = Pipeline(
             [
                 RequestIdPolicy(),
@@ -314,8 +318,41 @@ class Adapter(webhooks.WebhookHooks):
         }
         return render(self.spec.rate_limit.bucket_key, values, what="the rate-limit bucket_key")
 
-    def send_request(self, conn: Connection, request: ApiRequest, *, stream: str | None = None) -> httpx.Response:
-        """Send an :class:`ApiRequest` through the policy pipeline; ``stream`` picks its error spec."""
+    def budgets_for(self, conn: Connection, method: str, url: str, bucket: str | None = None,
+                    params: Mapping[str, Any] | None = None, body: Any = None) -> tuple[Budget, ...]:
+        """The spec's rate-limit budgets (every level) that apply to one request."""
+        values = {
+            "provider": self.spec.name,
+            "tenant": conn.tenant_id,
+            "integration": conn.integration_id,
+            "connection": conn.key,
+            "bucket": bucket or "",
+            "config": conn.config,
+        }
+        return self._budgets.render(values, method=method, url=url, params=params, body=body)
+
+    def _context(self, conn: Connection, bucket: str | None, budgets: tuple[Budget, ...],
+                 priority: str | None) -> RequestContext:
+        return RequestContext(
+            provider=self.spec.name,
+            connection_key=conn.key,
+            credential=conn.credential,
+            bucket=self.bucket_for(conn, bucket),
+            tenant=conn.tenant_id,
+            integration=conn.integration_id,
+            priority=priority or current_priority(),
+            budgets=budgets,
+            usage=self._budgets.usage,
+        )
+
+    def send_request(
+        self, conn: Connection, request: ApiRequest, *, stream: str | None = None, priority: str | None = None
+    ) -> httpx.Response:
+        """Send an :class:`ApiRequest` through the policy pipeline; ``stream`` picks its error spec.
+
+        ``priority`` (default: the work's, :func:`shared.ratelimit.priority.current_priority`) decides
+        how much of a budget's burst the request may use.
+        """
         kwargs: dict[str, Any] = {}
         if request.params:  # None, not {}: httpx replaces a URL's query with an empty params dict
             kwargs["params"] = dict(request.params)
@@ -328,21 +365,14 @@ class Adapter(webhooks.WebhookHooks):
         except (httpx.InvalidURL, ValueError, TypeError) as exc:
             raise FailRun(f"{self.spec.name}: cannot build a request to {request.url[:120]!r}: {exc}") from None
         built.extensions[_STREAM_EXTENSION] = stream
-        ctx = RequestContext(
-            provider=self.spec.name,
-            connection_key=conn.key,
-            credential=conn.credential,
-            bucket=self.bucket_for(conn, request.bucket),
-        )
-        return self._pipeline.send(built, ctx)
+        budgets = self.budgets_for(conn, request.method, request.url, request.bucket, request.params, request.json)
+        return self._pipeline.send(built, self._context(conn, request.bucket, budgets, priority))
 
     def send(self, conn: Connection, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """Send ``method url`` through the pipeline (httpx keyword arguments: params, json, headers)."""
         request = self._pipeline.build_request(method, url, **kwargs)
-        ctx = RequestContext(
-            provider=self.spec.name, connection_key=conn.key, credential=conn.credential, bucket=self.bucket_for(conn)
-        )
-        return self._pipeline.send(request, ctx)
+        budgets = self.budgets_for(conn, method, url, None, kwargs.get("params"), kwargs.get("json"))
+        return self._pipeline.send(request, self._context(conn, None, budgets, None))
 
     def decode(self, response: httpx.Response) -> Any:
         """JSON body under the hub's limits (``shared.jsonio``), or FailRun naming the problem."""
@@ -430,7 +460,7 @@ class Adapter(webhooks.WebhookHooks):
             FailRun: The stream does not accept this operation, or the request cannot be built.
         """
         request = self.push_request(conn, stream, operation, record, changes, idempotency_key)
-        response = self.send_request(conn, request, stream=stream)
+        response = self.send_request(conn, request, stream=stream, priority=_push_priority())
         body = self.decode(response) if response.content.strip() else None
         return self.push_result(stream, operation, record, body)
 
@@ -474,6 +504,12 @@ class Adapter(webhooks.WebhookHooks):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _push_priority() -> str:
+    """A pushed local change is interactive unless the work named its own priority."""
+    current = current_priority()
+    return "interactive" if current == "scheduled" else current
 
 
 def _token_at(body: Any, path: str) -> str | None:

@@ -78,6 +78,34 @@ class PaginationSpec(_Spec):
     max_pages_per_run: int = Field(10_000, ge=1)
 
 
+class BudgetSpec(_Spec):
+    """One rate-limit budget the provider imposes, as data (see :mod:`shared.ratelimit`).
+
+    ``key`` is a template like ``bucket_key`` (``{provider}``, ``{tenant}``, ``{integration}``,
+    ``{connection}``, ``{bucket}``, ``{endpoint}`` = the URL's last path segment, ``{config[KEY]}``,
+    ``{body[KEY]}``, ``{params[KEY]}``); a budget whose key cannot be rendered for a request does
+    not apply to it. ``buckets``/``methods``/``path_pattern`` (a regex searched in the URL path)
+    narrow which requests it applies to. ``limit`` requests per ``window_seconds``; ``strict``: a
+    hard count per window (never more in any window), else an average; ``reserve``: share of the
+    limit kept back (a Salesforce org's own use); ``fair``: shared fairly among tenants (an app
+    budget); ``learn``: remaining/reset (or quota) headers pace it.
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9_]{1,40}$")
+    level: Literal["app", "tenant", "integration", "operation"]
+    key: str
+    limit: float = Field(gt=0)
+    window_seconds: float = Field(gt=0)
+    burst: int | None = Field(None, ge=1)
+    strict: bool = True
+    reserve: float = Field(0.0, ge=0, lt=1)
+    fair: bool = False
+    learn: bool = False
+    buckets: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ()
+    path_pattern: str | None = None
+
+
 class RateLimitSpec(_Spec):
     """The provider's rate-limit headers, answers and buckets.
 
@@ -103,6 +131,8 @@ class RateLimitSpec(_Spec):
     retry_after_header: str = "retry-after"
     limited_statuses: tuple[int, ...] = (429,)
     default_wait_seconds: float = 60.0
+    budgets: tuple[BudgetSpec, ...] = ()
+    """Budgets at every level (app, tenant, integration, operation); a request goes only when all permit it."""
 
     @model_validator(mode="after")
     def _quota_pattern_reads_two_numbers(self) -> RateLimitSpec:

@@ -12,6 +12,7 @@ import httpx
 from adapters.base.adapter import Adapter, Entity
 from adapters.base.spec import (
     AuthSpec,
+    BudgetSpec,
     PaginationSpec,
     ProviderSpec,
     PushOp,
@@ -42,6 +43,16 @@ SPEC = ProviderSpec(
         reset_kind="epoch_seconds",
         limited_statuses=(403, 429),
         default_wait_seconds=60,
+        budgets=(
+            # primary: 5,000 an hour per token (the headers pace what is left until the reset)
+            BudgetSpec(name="token", level="integration", key="{connection}", limit=5000, window_seconds=3600,
+                       burst=50, learn=True),
+            # secondary: 900 points a minute per token for REST reads, 80 content-creating requests a minute
+            BudgetSpec(name="secondary", level="integration", key="{connection}", limit=900, window_seconds=60,
+                       burst=30),
+            BudgetSpec(name="writes", level="operation", key="{connection}", limit=80, window_seconds=60, burst=5,
+                       methods=("POST", "PATCH", "PUT", "DELETE")),
+        ),
     ),
     webhook=WebhookSpec(
         verification=profiles.GITHUB,

@@ -28,6 +28,7 @@ from adapters.base.request import ApiRequest, join_url
 from adapters.base.spec import (
     AuthSpec,
     BodyError,
+    BudgetSpec,
     DerivedMap,
     ErrorSpec,
     FieldMap,
@@ -63,7 +64,15 @@ SPEC = ProviderSpec(
         refresh_token_rotates=False,
     ),
     pagination=PaginationSpec(style="body_cursor", page_size_param="maxResults", page_size=250, **PAGE_TOKEN),
-    rate_limit=RateLimitSpec(bucket_key="{connection}", limited_statuses=(403, 429), default_wait_seconds=60),
+    rate_limit=RateLimitSpec(
+        bucket_key="{connection}",
+        limited_statuses=(403, 429),
+        default_wait_seconds=60,
+        # per-user quotas (one connection is one user): Calendar's default is about 600 a minute per user
+        # (Drive allows more); unconfirmed figures, so operators override them
+        budgets=(BudgetSpec(name="user", level="integration", key="{connection}", limit=600, window_seconds=60,
+                            strict=False),),
+    ),
     retry=RetrySpec(backoff="exponential", max_backoff_seconds=64.0, max_inline_wait_seconds=2.0),
     errors=ErrorSpec(
         body=(

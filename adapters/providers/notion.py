@@ -29,6 +29,7 @@ from adapters.base.adapter import Adapter
 from adapters.base.spec import (
     AuthSpec,
     BodyError,
+    BudgetSpec,
     ErrorSpec,
     FieldMap,
     LinkMap,
@@ -68,7 +69,14 @@ SPEC = ProviderSpec(
         refresh_token_rotates=True,
     ),
     pagination=LISTING,
-    rate_limit=RateLimitSpec(bucket_key="{connection}", limited_statuses=(429,), default_wait_seconds=1.0),
+    rate_limit=RateLimitSpec(
+        bucket_key="{connection}",
+        limited_statuses=(429,),
+        default_wait_seconds=1.0,
+        # about 3 requests a second per connection, on average (short bursts are tolerated)
+        budgets=(BudgetSpec(name="connection", level="integration", key="{connection}", limit=3, window_seconds=1,
+                            burst=3, strict=False),),
+    ),
     errors=ErrorSpec(
         body=(BodyError(when_path="object", equals="error", code_path="code", message_path="message"),),
         codes={

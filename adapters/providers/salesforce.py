@@ -31,6 +31,7 @@ from adapters.base.request import ApiRequest, join_url, render
 from adapters.base.spec import (
     AuthSpec,
     BodyError,
+    BudgetSpec,
     ErrorSpec,
     PaginationSpec,
     ProviderSpec,
@@ -108,6 +109,10 @@ SPEC = ProviderSpec(
         quota_pattern=r"api-usage=(?P<used>\d+)/(?P<limit>\d+)",
         limited_statuses=(403, 429),
         default_wait_seconds=3600,
+        # the org's daily API quota (Sforce-Limit-Info teaches the real limit and usage); 20% is kept
+        # back for the customer's own use (override `reserve` per tenant or integration)
+        budgets=(BudgetSpec(name="org_daily", level="tenant", key="{config[instance_url]}", limit=100_000,
+                            window_seconds=86_400, reserve=0.2, learn=True),),
     ),
     errors=ErrorSpec(
         body=(BodyError(when_path="0.errorCode", code_path="0.errorCode", message_path="0.message"),),

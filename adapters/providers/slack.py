@@ -30,6 +30,7 @@ from adapters.base.push import PushOperation
 from adapters.base.spec import (
     AuthSpec,
     BodyError,
+    BudgetSpec,
     ErrorSpec,
     FieldMap,
     LinkMap,
@@ -66,7 +67,22 @@ SPEC = ProviderSpec(
         page_size_param="limit",
         page_size=200,
     ),
-    rate_limit=RateLimitSpec(bucket_key="{connection}:{bucket}", limited_statuses=(429,), default_wait_seconds=60),
+    rate_limit=RateLimitSpec(
+        bucket_key="{connection}:{bucket}",
+        limited_statuses=(429,),
+        default_wait_seconds=60,
+        # per method, per workspace (one connection is one workspace), by tier: 1+, 20+, 50+, 100+ a minute;
+        # chat.postMessage about 1 a second per channel
+        budgets=(
+            *(
+                BudgetSpec(name=tier, level="operation", key="{connection}:{endpoint}", limit=limit, window_seconds=60,
+                           strict=False, buckets=(tier,))
+                for tier, limit in (("tier1", 1), ("tier2", 20), ("tier3", 50), ("tier4", 100))
+            ),
+            BudgetSpec(name="post_message", level="operation", key="{connection}:{body[channel]}", limit=1,
+                       window_seconds=1, burst=1, strict=False, path_pattern=r"/chat\.postMessage$"),
+        ),
+    ),
     errors=ErrorSpec(
         body=(BodyError(when_path="ok", equals=False, code_path="error"),),
         codes={

@@ -45,15 +45,13 @@ CREATE TABLE IF NOT EXISTS documents (
     PRIMARY KEY (container, tenant_id, id)
 );
 CREATE INDEX IF NOT EXISTS documents_expiry ON documents (expires_at) WHERE expires_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS documents_entity ON documents (container, tenant_id, json_extract(body, '$.entity_id'))
-    WHERE json_extract(body, '$.entity_id') IS NOT NULL;
 CREATE INDEX IF NOT EXISTS documents_nkey ON documents (container, tenant_id, json_extract(body, '$.nkey'))
     WHERE json_extract(body, '$.nkey') IS NOT NULL;
 CREATE INDEX IF NOT EXISTS documents_fkey ON documents (container, tenant_id, json_extract(body, '$.fkey'))
     WHERE json_extract(body, '$.fkey') IS NOT NULL;
 """
-# The engine's lookups (shared.engine): sources of an entity, natural keys, fuzzy blocks. Partial
-# indexes, so documents without those fields (every other container) cost nothing.
+# The engine's dedupe lookups (shared.engine): natural keys and fuzzy blocks. Partial indexes, so
+# documents without those fields (every other container) cost nothing.
 
 _ALIVE = "(expires_at IS NULL OR expires_at > ?)"
 _KEY = "container = ? AND tenant_id = ? AND id = ?"
@@ -169,6 +167,9 @@ def _condition(cond: Where, params: list[Any]) -> str:
     if cond.op == "in":
         if isinstance(cond.value, str | bytes | dict) or not isinstance(cond.value, list | tuple | set | frozenset):
             raise InvalidInput(f"'in' on {cond.field!r} takes a list of values")
+        if cond.value and all(type(item) is str for item in cond.value):  # the common case, one group
+            params.extend(cond.value)
+            return f"({type_sql} IN {_TYPES['str']} AND {value_sql} IN ({', '.join('?' * len(cond.value))}))"
         groups: dict[str, list[Any]] = {}
         for item in cond.value:
             groups.setdefault(value_kind(item), []).append(item)
@@ -222,7 +223,9 @@ class SqliteDocumentStore:
     """
 
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
-        self._db = SqliteFile(path, owner="SqliteDocumentStore", reopen_after_close=True)
+        self._db = SqliteFile(
+            path, owner="SqliteDocumentStore", reopen_after_close=True, pragmas=("cache_size=-32768",)
+        )  # 32 MiB of page cache per connection: a sync's random-id index inserts stay in memory
         self._path = self._db.path
         self._clock = clock
         self._next_purge = 0.0

@@ -86,7 +86,8 @@ def norm_name(value: Any, kind: str = "person") -> str:
     """A name for comparison: accents folded, lower case, punctuation and legal suffixes dropped."""
     if not isinstance(value, str):
         return ""
-    text = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode().lower()
+    text = value if value.isascii() else unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
+    text = text.lower()
     text = _PUNCT.sub(" ", text)
     if kind == "organization":
         text = _LEGAL.sub(" ", text)

@@ -40,10 +40,35 @@ class Derived:
     mapper: Mapper
 
 
+def reader(path: str) -> Callable[[Any], Any]:
+    """A compiled dotted-path reader (``get_path`` semantics; one- and two-step paths without a loop)."""
+    parts = path.split(".")
+    if len(parts) == 1 and not path.isdigit():
+
+        def one(raw: Any) -> Any:
+            return raw.get(path) if isinstance(raw, dict) else None
+
+        return one
+    if len(parts) == 2 and not any(p.isdigit() for p in parts):
+        a, b = parts
+
+        def two(raw: Any) -> Any:
+            inner = raw.get(a) if isinstance(raw, dict) else None
+            return inner.get(b) if isinstance(inner, dict) else None
+
+        return two
+    return lambda raw: get_path(raw, path)
+
+
 def parse_date(value: Any) -> str | None:
     """ISO 8601 (any offset) or epoch seconds -> ``YYYY-MM-DDTHH:MM:SSZ`` in UTC; None when unreadable."""
     if value is None or isinstance(value, bool):
         return None
+    if isinstance(value, str) and len(value) >= 20 and value[4] == "-" and value[10] == "T":
+        if len(value) == 20 and value[19] == "Z":
+            return value  # already the canonical form
+        if value.endswith(("+0000", "+00:00")) and value[19] in ".+":
+            return value[:19] + "Z"  # UTC with milliseconds or an explicit zero offset (Salesforce)
     try:
         if isinstance(value, int | float) or (isinstance(value, str) and value.replace(".", "", 1).isdigit()):
             moment = datetime.fromtimestamp(float(value), UTC)
@@ -62,22 +87,20 @@ def parse_date(value: Any) -> str | None:
 
 def _compile_field(spec: str | FieldMap) -> Callable[[dict[str, Any]], Any]:
     if isinstance(spec, str):
-        if "." not in spec:
-            return lambda raw: raw.get(spec)
-        return lambda raw: get_path(raw, spec)
+        return reader(spec)
     paths = (spec.path,) if isinstance(spec.path, str) else spec.path
     first, default = paths[0], spec.default
+    read = reader(first)
     kind = spec.transform
     if kind == "copy":
-        return lambda raw: _or(get_path(raw, first), default)
+        return lambda raw: _or(read(raw), default)
     if kind == "join":
-        return lambda raw: (
-            spec.sep.join(str(v) for v in (get_path(raw, p) for p in paths) if v not in (None, "")) or default
-        )
+        readers = [reader(p) for p in paths]
+        return lambda raw: spec.sep.join(str(v) for v in (r(raw) for r in readers) if v not in (None, "")) or default
     if kind == "split":
 
         def split(raw: dict[str, Any]) -> Any:
-            value = get_path(raw, first)
+            value = read(raw)
             if not isinstance(value, str):
                 return default
             parts = value.split(spec.sep)
@@ -85,15 +108,15 @@ def _compile_field(spec: str | FieldMap) -> Callable[[dict[str, Any]], Any]:
 
         return split
     if kind == "date":
-        return lambda raw: _or(parse_date(get_path(raw, first)), default)
+        return lambda raw: _or(parse_date(read(raw)), default)
     if kind == "enum":
-        return lambda raw: spec.values.get(str(get_path(raw, first)), default)
+        return lambda raw: spec.values.get(str(read(raw)), default)
     if kind == "lower":
-        return lambda raw: v.lower() if isinstance(v := get_path(raw, first), str) else default
+        return lambda raw: v.lower() if isinstance(v := read(raw), str) else default
     item = spec.item
 
     def listed(raw: dict[str, Any]) -> Any:
-        value = get_path(raw, first)
+        value = read(raw)
         if not isinstance(value, list):
             return default if default is not None else []
         return [get_path(v, item) if item else v for v in value]
@@ -115,6 +138,8 @@ class Mapper:
         self._fields = [(name, _compile_field(f)) for name, f in spec.fields.items()]
         self._hook = hook
         self.derived = [(d, Mapper(d.mapping)) for d in spec.derived]
+        self._derive_readers = [(d, m, reader(d.path)) for d, m in self.derived]
+        self._link_readers = [(link, reader(link.path)) for link in spec.links]
         self.writable = {name: _write_path(spec.fields.get(name)) for name in spec.writable}
 
     def fields(self, raw: dict[str, Any]) -> dict[str, Any]:
@@ -128,21 +153,21 @@ class Mapper:
             out = self._hook(raw, out)
         return out
 
-    def links(self, raw: dict[str, Any]) -> list[Link]:
-        """The links ``raw`` declares (derived records' links included)."""
+    def links(self, raw: dict[str, Any], derived: list[Derived] | None = None) -> list[Link]:
+        """The links ``raw`` declares (derived records' links included; ``derived``: already derived)."""
         found: list[Link] = []
-        for link in self.spec.links:
-            for target in _ids(get_path(raw, link.path), link.item):
+        for link, read in self._link_readers:
+            for target in _ids(read(raw), link.item):
                 found.append(Link(link.rel, link.entity_type, target))
-        for derived in self.derive(raw):
-            found.append(Link(derived.rel, derived.entity_type, derived.external_id))
+        for d in self.derive(raw) if derived is None else derived:
+            found.append(Link(d.rel, d.entity_type, d.external_id))
         return found
 
     def derive(self, raw: dict[str, Any]) -> list[Derived]:
         """The records derived from ``raw`` (each object at a derived path with an id)."""
         out: list[Derived] = []
-        for spec, mapper in self.derived:
-            value = get_path(raw, spec.path)
+        for spec, mapper, read in self._derive_readers:
+            value = read(raw)
             for obj in value if isinstance(value, list) else [value]:
                 if isinstance(obj, dict):
                     ext = obj.get(spec.id_field)

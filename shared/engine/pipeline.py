@@ -33,9 +33,9 @@ import orjson
 from adapters.base.model import Entity
 from shared.domain import Integration, StoredRecord, doc_id, iso, utcnow
 from shared.engine import canonical
-from shared.engine.catalog import CATALOG, Catalog
+from shared.engine.catalog import CATALOG, Catalog, two_way
 from shared.engine.dedupe import Deduper
-from shared.engine.mapping import Mapper
+from shared.engine.mapping import Derived, Mapper
 from shared.ports.documents import BatchKind, BatchOp, DocumentExists, DocumentStore, PreconditionFailed, Where
 
 _SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
@@ -57,8 +57,9 @@ def encode_data(data: Any) -> tuple[bytes, str]:
 
 
 def entity_id_of(record_id: str) -> str:
-    """The id of the entity a record starts (deterministic, so a redelivered page finds it)."""
-    return doc_id("ent", record_id)
+    """The id of the entity a record starts: ``ent-`` and the record id's hash (deterministic)."""
+    prefix, _, digest = record_id.partition("-")
+    return f"ent-{digest}" if prefix == "rec" and digest else doc_id("ent", record_id)
 
 
 @dataclass
@@ -75,6 +76,7 @@ class Planned:
     mapper: Mapper | None = None
     derived_from: str | None = None
     container: str = ""
+    derived: list[Derived] | None = None
 
 
 @dataclass
@@ -151,7 +153,8 @@ class PageWriter:
         new_stream: str | None,
     ) -> PageOutcome:
         tenant, now = integration.tenant_id, iso(utcnow())
-        plans = [self._plan(integration, e) for e in entities]
+        mappers: dict[str, Mapper | None] = {}
+        plans = [self._plan(integration, e, mappers) for e in entities]
         outcome = PageOutcome([])
         stored = self.existing(tenant, [p.rec_id for p in plans]) if plans else {}
         outcome.reads += 1 if plans else 0
@@ -190,10 +193,12 @@ class PageWriter:
             self.outbox(integration, outcome.pushes)
         return outcome
 
-    def _plan(self, integration: Integration, entity: Entity) -> Planned:
+    def _plan(self, integration: Integration, entity: Entity, mappers: dict[str, Mapper | None]) -> Planned:
         rec_id = StoredRecord.make_id(integration.tenant_id, integration.id, entity.entity_type, entity.external_id)
         data_bytes, digest = encode_data(entity.data)
-        mapper = self.catalog.mapper(integration.provider, entity.entity_type)
+        if entity.entity_type not in mappers:
+            mappers[entity.entity_type] = self.catalog.mapper(integration.provider, entity.entity_type)
+        mapper = mappers[entity.entity_type]
         return Planned(entity, rec_id, data_bytes, digest, None, mapper=mapper)
 
     @staticmethod
@@ -219,7 +224,8 @@ class PageWriter:
                 fields["version"] = version
             ops.append(BatchOp("patch", plan.rec_id, fields=fields, if_match=existing.get("_etag")))
             return
-        if not existing.get("deleted") and existing.get("content_hash") == plan.digest:
+        remap = plan.mapper is not None and existing.get("mv") != plan.mapper.version
+        if not existing.get("deleted") and existing.get("content_hash") == plan.digest and not remap:
             plan.result = WriteResult.UNCHANGED
             _mark(plan, stream, listing_run, version, ops)
             return
@@ -229,13 +235,47 @@ class PageWriter:
             return
         plan.result = WriteResult.UPDATED
 
+    def remap(self, integration: Integration, *, batch: int = 200) -> int:
+        """Re-map the integration's stored raw records whose mapping version is not the current one.
+
+        Nothing is fetched: the stored ``data`` goes through the current mapping again (links,
+        derived records and dedupe included). Returns how many records were re-mapped.
+        """
+        done, after = 0, ""
+        while True:
+            where = [Where("integration_id", "=", integration.id), Where("id", ">", after)]
+            docs = self.store.query(
+                self.records, partition_key=integration.tenant_id, where=where, order_by="id", limit=batch
+            )
+            if not docs:
+                return done
+            after = docs[-1]["id"]
+            stale = [
+                d
+                for d in docs
+                if not d.get("deleted")
+                and (m := self.catalog.mapper(integration.provider, d["entity_type"])) is not None
+                and d.get("mv") != m.version
+            ]
+            entities = [
+                Entity(d["entity_type"], d["external_id"], d["data"], d.get("source_updated_at")) for d in stale
+            ]
+            if entities:
+                outcome = self.write(integration, entities)
+                done += sum(1 for r in outcome.results if r is WriteResult.UPDATED)
+
     def _derived(self, integration: Integration, changed: list[Planned]) -> list[Planned]:
-        """Records derived from the page's changed records, one per id (the last copy wins)."""
+        """Records derived from the page's changed records, one per id (the first copy wins)."""
         found: dict[str, Planned] = {}
+        seen: set[tuple[str, str]] = set()
         for plan in changed:
             if plan.mapper is None or not plan.mapper.derived or plan.derived_from is not None:
                 continue
-            for d in plan.mapper.derive(plan.entity.data):
+            plan.derived = plan.mapper.derive(plan.entity.data)
+            for d in plan.derived:
+                if (d.entity_type, d.external_id) in seen:
+                    continue  # one copy per page (the same author on many issues)
+                seen.add((d.entity_type, d.external_id))
                 entity = Entity(d.entity_type, d.external_id, d.data)
                 rec_id = StoredRecord.make_id(integration.tenant_id, integration.id, d.entity_type, d.external_id)
                 data_bytes, digest = encode_data(d.data)
@@ -265,7 +305,7 @@ class PageWriter:
             fields = plan.mapper.fields(plan.entity.data)
             kind = plan.mapper.kind
             name = canonical.norm_name(fields.get(canonical.NAME_FIELDS.get(kind, "name")), kind)
-            links = plan.mapper.links(plan.entity.data) if plan.derived_from is None else []
+            links = plan.mapper.links(plan.entity.data, plan.derived) if plan.derived_from is None else []
             link_docs = [
                 {
                     "rel": link.rel,
@@ -287,6 +327,9 @@ class PageWriter:
                 "link_to": [link["to"] for link in link_docs],
             }
             existing = plan.existing
+            if plan.derived_from is None:  # whether local changes flow out to this record (the stream's direction)
+                known = existing.get("two_way", False) if existing is not None else False
+                plan.doc["two_way"] = two_way(integration, stream) if stream is not None else known
             if existing is not None and existing.get("entity_id"):
                 plan.doc["entity_id"] = existing["entity_id"]
                 plan.doc["primary"] = existing.get("primary", True)

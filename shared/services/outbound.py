@@ -20,12 +20,15 @@ a rate limit and transient failures are the connection's and are reported as suc
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 
 from adapters.base.adapter import Adapter, Entity
 from shared.domain import Integration, PushReceipt, StoredRecord, doc_id
+from shared.engine.catalog import CATALOG
+from shared.engine.entities import pushes_for
 from shared.errors import FailRun, SkipRecord
 from shared.messages import OutboundMessage, encode
 from shared.ports.documents import DocumentExists
@@ -37,6 +40,11 @@ from shared.services.status import IntegrationHealth
 from shared.sessions import integration_session
 
 log = logging.getLogger("ihub.outbound")
+Outbox = Callable[[Integration, list[dict[str, Any]]], None]
+
+
+ENGINE_PUSH = "epush"
+"""Idempotency-key prefix of the pushes the sync engine asks for (their changes are re-derived at push time)."""
 
 
 def outbound_message(tenant_id: str, push: dict[str, Any]) -> OutboundMessage:
@@ -49,11 +57,11 @@ def outbound_message(tenant_id: str, push: dict[str, Any]) -> OutboundMessage:
         entity_type=push["entity_type"],
         external_id=push["external_id"],
         changes=push["changes"],
-        idempotency_key=doc_id("chg", f"{push['record_id']}|{changes}"),
+        idempotency_key=doc_id(ENGINE_PUSH, f"{push['record_id']}|{changes}"),
     )
 
 
-class Outbox:
+class QueueOutbox:
     """Sends the pushes a page (or a local change) asks for to the outbound queue, one message each.
 
     The message id is the idempotency key, so the queue's duplicate detection drops a repeat.
@@ -73,10 +81,18 @@ class Outbox:
 class OutboundService:
     """The SyncOutboundWorker's service."""
 
-    def __init__(self, repos: Repositories, adapters: AdapterHub) -> None:
+    def __init__(
+        self,
+        repos: Repositories,
+        adapters: AdapterHub,
+        *,
+        containers: Mapping[str, str] | None = None,
+        outbox: Outbox | None = None,
+    ) -> None:
         self._repos = repos
         self._adapters = adapters
-        self._writer = RecordWriter(repos.records)
+        self._writer = RecordWriter(repos.records, containers=containers, outbox=outbox)
+        self._entities = (containers or {}).get("entities", "entities")
         self._health = IntegrationHealth(repos.integrations)
 
     def handle(self, msg: OutboundMessage) -> None:
@@ -93,10 +109,16 @@ class OutboundService:
                 f"{integration.provider} has no stream of entity type {msg.entity_type!r}", code="unknown_entity_type"
             )
         record = self._stored(integration, msg)
+        changes = msg.changes
+        if msg.idempotency_key.startswith(f"{ENGINE_PUSH}-") and record is not None:
+            changes = self._current_changes(integration, record)
+            if not changes:
+                log.info("push %s is no longer needed (the values already agree)", msg.idempotency_key)
+                return
         conn = self._adapters.connection(integration)
         try:
             result = adapter.push(
-                conn, stream, msg.operation, record.data if record else {}, msg.changes, msg.idempotency_key
+                conn, stream, msg.operation, record.data if record else {}, changes, msg.idempotency_key
             )
         except FailRun as exc:
             raise SkipRecord(
@@ -105,7 +127,7 @@ class OutboundService:
             ) from None
         external_id = result.external_id or msg.external_id
         entities = result.entities if result.entities and msg.operation != "delete" else []
-        for entity in entities or self._answer_entities(msg, record, external_id):
+        for entity in entities or self._answer_entities(msg, record, external_id, changes):
             version = result.version if entity.external_id == external_id else None
             self._writer.upsert(integration, entity, version=version, new_stream=stream)
         try:
@@ -125,6 +147,22 @@ class OutboundService:
             pass  # a concurrent delivery applied it too (the provider's idempotency key made it one change)
         self._health.recovered(integration)
 
+    def _current_changes(self, integration: Integration, record: StoredRecord) -> dict[str, Any]:
+        """An engine push's changes as of now: the entity's fields against this source's base.
+
+        A newer remote version stored since the push was asked for has been three-way merged
+        into the entity already, so the push carries the resolved values, never stale ones.
+        """
+        doc = self._repos.store.read(self._repos.records.container, integration.tenant_id, record.id)
+        entity_id = (doc or {}).get("entity_id")
+        entity = self._repos.store.read(self._entities, integration.tenant_id, entity_id) if entity_id else None
+        if entity is None:
+            return {}
+        for push in pushes_for(entity, CATALOG):
+            if push["record_id"] == record.id:
+                return dict(push["changes"])
+        return {}
+
     def _stored(self, integration: Integration, msg: OutboundMessage) -> StoredRecord | None:
         """The record the change is to (None for a create); SkipRecord when an update/delete names none."""
         if not msg.external_id:
@@ -138,7 +176,9 @@ class OutboundService:
         return record
 
     @staticmethod
-    def _answer_entities(msg: OutboundMessage, record: StoredRecord | None, external_id: str) -> list[Entity]:
+    def _answer_entities(
+        msg: OutboundMessage, record: StoredRecord | None, external_id: str, changes: Mapping[str, Any]
+    ) -> list[Entity]:
         """What to store when the provider's answer carries no record: the change applied locally."""
         if not external_id:
             return []
@@ -146,7 +186,7 @@ class OutboundService:
             data: dict[str, Any] = record.data if record is not None else {}
             return [Entity(msg.entity_type, external_id, data, deleted=True)]
         base: dict[str, Any] = dict(record.data) if record is not None else {}
-        return [Entity(msg.entity_type, external_id, {**base, **msg.changes})]
+        return [Entity(msg.entity_type, external_id, {**base, **changes})]
 
 
 def _push_stream(adapter: Adapter, entity_type: str) -> str | None:

@@ -56,7 +56,7 @@ from shared.ports.queue import OutgoingMessage, WorkQueue, fit_id
 from shared.services.connections import AdapterHub
 from shared.services.deletes import ListingSweeper
 from shared.services.events import DomainEvents
-from shared.services.outbound import Outbox
+from shared.services.outbound import QueueOutbox
 from shared.services.records import RecordWriter, WriteResult
 from shared.services.repositories import Repositories
 from shared.services.runs import RunLedger, describe
@@ -111,7 +111,7 @@ class SyncService:
         self._events = events
         self._max_pages = max_pages_per_run
         self._max_resumes = max_resumes
-        outbox = Outbox(queue, outbound_queue) if outbound_queue else None
+        outbox = QueueOutbox(queue, outbound_queue) if outbound_queue else None
         self._writer = RecordWriter(repos.records, containers=containers, outbox=outbox)
         self._sweeper = ListingSweeper(repos.records)
         self._ledger = RunLedger(repos)

@@ -1,0 +1,124 @@
+"""Admin routes of the rate-limit budgets: a tenant's buckets, and operators' overrides.
+
+- ``GET /api/manage/rate-limits``: every bucket the tenant's integrations draw on (theirs, their
+  org's, and the shared app-level ones): limit, window, remaining, reset, blocked until, AIMD
+  factor, deferred and waiting work; plus the overrides in force and the backend's state.
+- ``PUT /api/manage/rate-limits``: set an override for the tenant (``integration`` names one of
+  its integrations, else all of them): ``{"provider", "budget", "limit", "window_seconds",
+  "reserve", "disabled", "integration"}``. The budget must be one the provider's spec declares.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from shared.domain import IncrementalState, Integration, validation_message
+from shared.errors import HubError, InvalidInput
+from shared.ratelimit.factory import OverrideIn
+from shared.ratelimit.model import BucketView, Override
+
+if TYPE_CHECKING:
+    from shared.runtime import Hub
+
+
+def _iso(epoch: float) -> str | None:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds") if epoch > 0 else None
+
+
+def _shown(view: BucketView) -> dict[str, Any]:
+    return {
+        "bucket": view.key, "budget": view.name, "level": view.level, "limit": view.limit,
+        "window_seconds": view.window_seconds, "remaining": view.remaining, "reset_at": _iso(view.reset_at),
+        "blocked_until": _iso(view.blocked_until), "aimd_factor": view.factor,
+        "deferred": view.deferred, "waiting": view.waiting, "allowed": view.allowed,
+    }
+
+
+def _override(o: Override) -> dict[str, Any]:
+    return {"provider": o.provider, "budget": o.budget, "tenant": o.tenant, "integration": o.integration,
+            "limit": o.limit, "window_seconds": o.window_seconds, "reserve": o.reserve, "disabled": o.disabled}
+
+
+def tenant_bucket_keys(hub: Hub, integrations: list[Integration]) -> set[str]:
+    """Keys of the budgets each integration's stream requests draw on (rendered from the specs)."""
+    keys: set[str] = set()
+    for integration in integrations:
+        try:
+            adapter = hub.adapters.adapter(integration.provider)
+            conn = hub.adapters.connection(integration, with_credential=False)
+        except HubError:
+            continue
+        for stream, spec in adapter.spec.streams.items():
+            try:
+                request = adapter.build_request(
+                    conn, stream, IncrementalState(), parent_id="0" if spec.parent else None
+                )
+            except (HubError, KeyError, ValueError, TypeError):
+                continue
+            budgets = adapter.budgets_for(conn, request.method, request.url, request.bucket, request.params,
+                                          request.json)
+            keys.update(b.key for b in budgets)
+    return keys
+
+
+def rate_limit_view(hub: Hub, tenant: str) -> dict[str, Any]:
+    """The tenant's buckets, the overrides that concern it and the backend's state."""
+    integrations = hub.admin.list_integrations(tenant)
+    keys = tenant_bucket_keys(hub, integrations)
+    marker = f"{tenant}:"
+    views = [
+        v for v in hub.rate_limiter.views()
+        if v.key in keys or v.level == "app" or f":{marker}" in v.key or v.key.startswith(marker)
+    ]
+    overrides = [o for o in hub.rate_limiter.overrides() if o.tenant in ("*", tenant)]
+    backend = hub.rate_limiter.backend
+    return {
+        "backend": type(backend).__name__,
+        "degraded": getattr(backend, "degraded", ""),
+        "buckets": [_shown(v) for v in views],
+        "overrides": [_override(o) for o in overrides],
+    }
+
+
+def set_rate_limit_override(hub: Hub, tenant: str, body: Any) -> dict[str, Any]:
+    """Validate and store one override for ``tenant``; returns it as stored."""
+    if not isinstance(body, dict):
+        raise InvalidInput("body must be a JSON object with provider, budget and limit (or disabled)")
+    if "tenant" in body and body["tenant"] != tenant:
+        raise InvalidInput("tenant: an override applies to the tenant of the request only", code="invalid_override")
+    try:
+        parsed = OverrideIn.model_validate({**body, "tenant": tenant})
+    except ValidationError as exc:
+        raise InvalidInput(f"invalid override: {validation_message(exc)}", code="invalid_override") from None
+    if parsed.integration != "*":
+        integration = hub.admin.get_integration(tenant, parsed.integration)  # NotFound for another tenant's
+        if integration.provider != parsed.provider:
+            raise InvalidInput(
+                f"integration {parsed.integration} is a {integration.provider} integration, not {parsed.provider}",
+                code="invalid_override",
+            )
+    adapter = hub.adapters.adapter(parsed.provider)  # NotFound for an unknown provider
+    names = [b.name for b in adapter.spec.rate_limit.budgets]
+    if parsed.budget not in names:
+        raise InvalidInput(
+            f"{parsed.provider} has no budget {parsed.budget!r}; its budgets: {', '.join(names) or 'none'}",
+            code="unknown_budget",
+        )
+    if parsed.limit is None and parsed.window_seconds is None and parsed.reserve is None and not parsed.disabled:
+        raise InvalidInput(
+            "an override changes limit, window_seconds or reserve, or sets disabled", code="invalid_override"
+        )
+    override = parsed.to_override()
+    hub.rate_limiter.set_override(override)
+    return _override(override)
+
+
+def rate_limit_routes(hub: Hub, r: Any) -> list[Any]:
+    """The admin routes of this module, built with ``shared.api``'s route helper ``r``."""
+    return [
+        r("GET", r"rate-limits", lambda q: (200, rate_limit_view(hub, q.tenant))),
+        r("PUT", r"rate-limits", lambda q: (200, set_rate_limit_override(hub, q.tenant, q.body))),
+    ]

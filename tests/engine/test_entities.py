@@ -1,0 +1,200 @@
+"""Canonical entities: dedupe across providers, links both ways, conflicts, split, re-mapping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from adapters.base.model import Entity
+from shared.engine.admin import EntityService
+from shared.engine.pipeline import WriteResult
+from tests.engine.conftest import TENANT, Env, integration
+
+
+def slack_user(uid: str, name: str, email: str | None, updated: int = 1) -> Entity:
+    profile: dict[str, Any] = {"real_name": name, "title": "Engineer"}
+    if email:
+        profile["email"] = email
+    raw = {"id": uid, "name": name.lower().replace(" ", "."), "real_name": name, "profile": profile, "updated": updated}
+    return Entity("user", uid, raw, f"{updated:012d}")
+
+
+def sf_contact(
+    cid: str, first: str, last: str, email: str, stamp: str = "2024-01-01T00:00:00.000+0000", **more: Any
+) -> Entity:
+    raw = {
+        "Id": cid,
+        "FirstName": first,
+        "LastName": last,
+        "Email": email,
+        "Phone": "+1 650 555 0100",
+        "Title": "CTO",
+        "AccountId": "001A",
+        "SystemModstamp": stamp,
+        **more,
+    }
+    return Entity("contact", cid, raw, stamp)
+
+
+def service(env: Env, *integrations: Any) -> EntityService:
+    known = {i.id: i for i in integrations}
+    return EntityService(
+        env.store,
+        env.containers,
+        integrations=lambda _t, iid: known.get(iid),
+        outbox=lambda _i, p: env.pushes.extend(p),
+    )
+
+
+def test_the_same_person_from_slack_and_salesforce_is_one_person(env: Env) -> None:
+    slack, sf = integration("slack", "sl", "users"), integration("salesforce", "sf", "contacts")
+    env.writer.write_page(
+        slack,
+        [slack_user("U1", "Ada Lovelace", "Ada@Example.com"), slack_user("U2", "Alan Turing", "alan@example.com")],
+        stream="users",
+    )
+    env.writer.write_page(sf, [sf_contact("003A", "Ada", "Lovelace", "ada@example.COM ")], stream="contacts")
+    entities = service(env, slack, sf).list_entities(TENANT, {"type": "person"})["entities"]
+    assert len(entities) == 2
+    ada = next(e for e in entities if e["fields"]["name"] == "Ada Lovelace")
+    assert {s["provider"] for s in ada["sources"]} == {"slack", "salesforce"}
+    assert ada["fields"]["phone"] == "+1 650 555 0100" and ada["fields"]["title"] == "Engineer"  # first source kept its
+    assert ada["merged"][0]["how"] == "natural_key"
+    [found] = service(env, slack, sf).list_entities(TENANT, {"type": "person", "q": "ada@example.com"})["entities"]
+    assert found["id"] == ada["id"]
+    [by_name] = service(env, slack, sf).list_entities(TENANT, {"q": "alan"})["entities"]
+    assert by_name["fields"]["email"] == "alan@example.com"
+
+
+def test_natural_keys_never_cross_tenants(env: Env) -> None:
+    a = integration("slack", "sl-a", "users", tenant=TENANT)
+    b = integration("salesforce", "sf-b", "contacts", tenant="t-other")
+    env.writer.write_page(a, [slack_user("U1", "Ada Lovelace", "ada@example.com")], stream="users")
+    env.writer.write_page(b, [sf_contact("003A", "Ada", "Lovelace", "ada@example.com")], stream="contacts")
+    assert len(service(env).list_entities(TENANT, {"type": "person"})["entities"]) == 1
+    [other] = service(env).list_entities("t-other", {"type": "person"})["entities"]
+    assert [s["provider"] for s in other["sources"]] == ["salesforce"]
+
+
+def test_fuzzy_names_merge_above_the_threshold_and_are_proposed_below_it(env: Env) -> None:
+    slack = integration("slack", "sl", "users")
+    env.writer.write_page(slack, [slack_user("U1", "Grace Hopper", None)], stream="users")
+    env.writer.write_page(
+        slack, [slack_user("U2", "grace  hopper", None), slack_user("U3", "Grace Hopperson", None)], stream="users"
+    )
+    svc = service(env, slack)
+    people = svc.list_entities(TENANT, {"type": "person"})["entities"]
+    merged = next(e for e in people if len(e["sources"]) == 2)
+    assert merged["merged"][0]["how"] == "fuzzy"
+    [proposal] = svc.proposals(TENANT, {})
+    assert 85 <= proposal["score"] < 95 and proposal["candidate_entity_id"] == merged["id"]
+    assert len(people) == 2  # the proposed one waits for review as its own entity
+
+
+def test_a_split_is_reversible_and_the_map_follows(env: Env) -> None:
+    slack, sf = integration("slack", "sl", "users"), integration("salesforce", "sf", "contacts")
+    env.writer.write_page(slack, [slack_user("U1", "Ada Lovelace", "ada@example.com")], stream="users")
+    env.writer.write_page(sf, [sf_contact("003A", "Ada", "Lovelace", "ada@example.com")], stream="contacts")
+    svc = service(env, slack, sf)
+    [ada] = svc.list_entities(TENANT, {"type": "person"})["entities"]
+    sf_source = next(s for s in ada["sources"] if s["provider"] == "salesforce")
+    result = svc.split(TENANT, ada["id"], {"record_id": sf_source["record_id"]})
+    assert [s["provider"] for s in result["entity"]["sources"]] == ["slack"]
+    assert [s["provider"] for s in result["split_off"]["sources"]] == ["salesforce"]
+    assert len(svc.list_entities(TENANT, {"type": "person"})["entities"]) == 2
+    # the next sync of the split-off contact does not merge it back
+    env.writer.write_page(
+        sf, [sf_contact("003A", "Ada", "Lovelace", "ada@example.com", Title="CEO")], stream="contacts"
+    )
+    assert len(svc.list_entities(TENANT, {"type": "person"})["entities"]) == 2
+
+
+def test_links_are_pending_until_the_target_arrives_and_read_both_ways(env: Env) -> None:
+    sf_contacts, sf_accounts = integration("salesforce", "sf", "contacts"), integration("salesforce", "sf", "accounts")
+    env.writer.write_page(sf_contacts, [sf_contact("003A", "Ada", "Lovelace", "ada@example.com")], stream="contacts")
+    svc = service(env, sf_contacts)
+    [ada] = svc.list_entities(TENANT, {"type": "person"})["entities"]
+    [link] = ada["links"]
+    assert (link["rel"], link["status"], link["entity_id"]) == ("organization", "pending", None)
+    account = Entity("account", "001A", {"Id": "001A", "Name": "Acme Inc", "Website": "https://www.acme.com"}, "2024")
+    env.writer.write_page(sf_accounts, [account], stream="accounts")
+    [ada] = svc.list_entities(TENANT, {"type": "person"})["entities"]
+    [org] = svc.list_entities(TENANT, {"type": "organization"})["entities"]
+    assert ada["links"][0]["status"] == "resolved" and ada["links"][0]["entity_id"] == org["id"]
+    assert [(x["direction"], x["rel"], x["entity_id"]) for x in org["links"]] == [("in", "organization", ada["id"])]
+
+
+def test_github_issues_derive_their_author_and_assignee(env: Env) -> None:
+    gh = integration("github", "gh", "issues")
+    raw = {
+        "id": 1,
+        "number": 1,
+        "title": "Crash",
+        "state": "open",
+        "user": {"login": "octocat", "id": 583231},
+        "assignees": [{"login": "hubot", "id": 480938}],
+        "labels": [],
+        "updated_at": "2024-01-01T00:00:00Z",
+    }
+    env.writer.write_page(gh, [Entity("issue", "1", raw, raw["updated_at"])], stream="issues")
+    svc = service(env, gh)
+    [task] = svc.list_entities(TENANT, {"type": "task"})["entities"]
+    assert task["fields"] == {
+        "title": "Crash",
+        "status": "open",
+        "number": 1,
+        "labels": [],
+        "updated_at": "2024-01-01T00:00:00Z",
+    }
+    rels = sorted((x["rel"], x["status"]) for x in task["links"])
+    assert rels == [("assignee", "resolved"), ("author", "resolved")]
+    people = {e["fields"]["name"] for e in svc.list_entities(TENANT, {"type": "person"})["entities"]}
+    assert people == {"octocat", "hubot"}
+
+
+def test_a_new_mapping_version_remaps_stored_raw_data_without_fetching(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slack = integration("slack", "sl", "users")
+    env.writer.write_page(slack, [slack_user("U1", "Ada Lovelace", "ada@example.com")], stream="users")
+    mapper = env.writer.pages.catalog.mapper("slack", "user")
+    assert mapper is not None
+    original = mapper.fields
+    monkeypatch.setattr(mapper, "version", mapper.version + 1)
+    monkeypatch.setattr(mapper, "fields", lambda raw: {**original(raw), "display": raw["name"]})
+    assert env.writer.pages.remap(slack) == 1
+    [doc] = env.docs("records")
+    assert doc["fields"]["display"] == "ada.lovelace" and doc["mv"] == mapper.version
+    assert env.writer.pages.remap(slack) == 0
+
+
+def test_conflicts_on_a_shared_entity_follow_the_stream_strategy(env: Env) -> None:
+    slack = integration("slack", "sl", "users", conflict_strategy="manual")
+    sf = integration("salesforce", "sf", "contacts", two_way=True)
+    env.writer.write_page(sf, [sf_contact("003A", "Ada", "Lovelace", "ada@example.com")], stream="contacts")
+    env.writer.write_page(slack, [slack_user("U1", "Ada Lovelace", "ada@example.com")], stream="users")
+    svc = service(env, slack, sf)
+    [ada] = svc.list_entities(TENANT, {"type": "person"})["entities"]
+    svc.change(TENANT, ada["id"], {"fields": {"title": "Countess"}})  # a local edit
+    assert env.pushes[-1]["changes"] == {"Title": "Countess"}  # the two-way Salesforce source gets it
+    # Slack changes the title too (and its name): a conflict under manual; the name merges
+    user = slack_user("U1", "Ada King", "ada@example.com", updated=2)
+    user.data["profile"]["title"] = "Mathematician"
+    assert env.writer.write_page(slack, [user], stream="users").results == [WriteResult.UPDATED]
+    [open_] = svc.conflicts(TENANT, {"status": "open"})
+    assert (open_["field"], open_["local"], open_["remote"], open_["base"]) == (
+        "title",
+        "Countess",
+        "Mathematician",
+        "Engineer",
+    )
+    view = svc.get(TENANT, ada["id"])
+    assert (
+        view["status"] == "waiting" and view["fields"]["name"] == "Ada King" and view["fields"]["title"] == "Countess"
+    )
+    resolved = svc.resolve(TENANT, open_["id"], {"pick": "remote"})
+    assert resolved["status"] == "resolved" and resolved["resolution"] == "Mathematician"
+    view = svc.get(TENANT, ada["id"])
+    assert view["status"] == "ok" and view["fields"]["title"] == "Mathematician"
+    assert env.pushes[-1]["changes"] == {"Title": "Mathematician"}

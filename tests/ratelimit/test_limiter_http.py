@@ -1,0 +1,120 @@
+"""The budgets in the adapter's HTTP path, over real loopback HTTP to the GitHub sandbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from adapters.base.model import Connection
+from adapters.providers.github import GitHubAdapter
+from sandbox.github import GitHubSandbox
+from shared.errors import RateLimited
+from shared.ratelimit.limiter import BudgetDeferred, Exceeded, RateLimiter
+from shared.ratelimit.memory import InProcessBudgets
+from shared.ratelimit.model import Override
+from shared.ratelimit.priority import work_priority
+
+TOKEN = "gh-rl-token"
+
+
+@pytest.fixture
+def sandbox(request: pytest.FixtureRequest) -> Iterator[GitHubSandbox]:
+    sb = GitHubSandbox(token=TOKEN, issues=30, rate_limit=getattr(request, "param", 5000)).start()
+    try:
+        yield sb
+    finally:
+        sb.stop()
+
+
+def conn(sb: GitHubSandbox, tenant: str = "tenant-a", integration: str = "gh-1") -> Connection:
+    return Connection(tenant, integration, sb.base_url, SecretStr(TOKEN), {"owner": sb.owner, "repo": sb.repo})
+
+
+def api_calls(sb: GitHubSandbox) -> int:
+    return int(httpx.get(f"{sb.base_url}/_sandbox/stats").json()["request_count"])
+
+
+@pytest.fixture
+def exceeded() -> list[Exceeded]:
+    return []
+
+
+@pytest.fixture
+def limiter(exceeded: list[Exceeded]) -> RateLimiter:
+    return RateLimiter(InProcessBudgets(), on_exceeded=exceeded.append)
+
+
+@pytest.mark.parametrize("sandbox", [8], indirect=True)
+def test_the_remaining_allowance_is_paced_instead_of_spent_and_never_meets_a_403(
+    sandbox: GitHubSandbox, limiter: RateLimiter
+) -> None:
+    with GitHubAdapter(rate_limits=limiter) as adapter:
+        sent = deferred = 0
+        for _ in range(20):
+            try:
+                adapter.fetch_page(conn(sandbox), "issues", None, None)
+                sent += 1
+            except BudgetDeferred as exc:  # rescheduled through the queue in the hub, never slept on
+                deferred += 1
+                assert exc.retry_at is not None and exc.code == "budget_deferred"
+                assert "github:token:tenant-a:gh-1" in exc.bucket
+    assert api_calls(sandbox) == sent < 8  # it kept most of the 8 for the rest of the hour
+    assert deferred == 20 - sent
+    view = next(v for v in limiter.views("tenant-a") if v.name == "token")
+    assert view.deferred == deferred and view.remaining <= 8 - sent
+
+
+def test_a_429_halves_the_bucket_blocks_it_and_names_it_in_the_event(
+    sandbox: GitHubSandbox, limiter: RateLimiter, exceeded: list[Exceeded]
+) -> None:
+    sandbox.secondary_limit(retry_after_seconds=30)
+    with GitHubAdapter(rate_limits=limiter) as adapter:
+        with pytest.raises(RateLimited) as first:
+            adapter.fetch_page(conn(sandbox), "issues", None, None)
+        assert not isinstance(first.value, BudgetDeferred)
+        calls = api_calls(sandbox)
+        with pytest.raises(RateLimited):  # blocked here, without asking the provider again
+            adapter.fetch_page(conn(sandbox), "issues", None, None)
+        assert api_calls(sandbox) == calls
+    (event,) = exceeded
+    assert (event.tenant, event.integration, event.level) == ("tenant-a", "gh-1", "integration")
+    assert event.bucket == "github:token:tenant-a:gh-1" and event.retry_at == first.value.retry_at
+    factors = {v.name: v.factor for v in limiter.views("tenant-a")}
+    assert factors["token"] == pytest.approx(0.5, abs=0.01) and factors["secondary"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_an_override_narrows_one_tenant_and_leaves_the_others_alone(
+    sandbox: GitHubSandbox, limiter: RateLimiter
+) -> None:
+    limiter.set_override(Override("github", "secondary", tenant="tenant-a", limit=3, window_seconds=3600))
+    with GitHubAdapter(rate_limits=limiter) as adapter:
+        results = []
+        for _ in range(4):
+            try:
+                adapter.fetch_page(conn(sandbox), "issues", None, None)
+                results.append("sent")
+            except BudgetDeferred as exc:
+                results.append(exc.bucket)
+        assert results[:1] == ["sent"] and results[-1] == "github:secondary:tenant-a:gh-1"
+        for _ in range(4):
+            adapter.fetch_page(conn(sandbox, tenant="tenant-b"), "issues", None, None)
+
+
+def test_webhook_and_interactive_work_keep_a_share_of_the_burst_that_backfill_cannot_take(
+    sandbox: GitHubSandbox, limiter: RateLimiter
+) -> None:
+    limiter.set_override(Override("github", "secondary", limit=10, window_seconds=3600))
+    with GitHubAdapter(rate_limits=limiter) as adapter:
+        scheduled = 0
+        for _ in range(12):
+            try:
+                adapter.fetch_page(conn(sandbox), "issues", None, None)
+                scheduled += 1
+            except BudgetDeferred:
+                pass
+        with work_priority("webhook"):
+            adapter.fetch_page(conn(sandbox), "issues", None, None)  # still room for a webhook's page
+    assert 0 < scheduled < 10
