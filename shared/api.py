@@ -237,6 +237,13 @@ def _routes(hub: Hub) -> list[Route]:
         r("GET", rf"integrations/{_ID}/stats", lambda q, id: (200, a.stats(q.tenant, id))),
         r("GET", rf"integrations/{_ID}/report", lambda q, id: (200, a.report(q.tenant, id))),
         r("GET", r"dead-letters", lambda q: (200, a.list_dead_letters(q.tenant, _limit(q.params)))),
+        r("GET", r"entities", lambda q: (200, hub.entities.list_entities(q.tenant, q.params))),
+        r("GET", rf"entities/{_ID}", lambda q, id: (200, hub.entities.get(q.tenant, id))),
+        r("POST", rf"entities/{_ID}/changes", lambda q, id: (200, hub.entities.change(q.tenant, id, q.body))),
+        r("POST", rf"entities/{_ID}/split", lambda q, id: (200, hub.entities.split(q.tenant, id, q.body))),
+        r("GET", r"conflicts", lambda q: (200, hub.entities.conflicts(q.tenant, q.params))),
+        r("POST", rf"conflicts/{_ID}/resolve", lambda q, id: (200, hub.entities.resolve(q.tenant, id, q.body))),
+        r("GET", r"merge-proposals", lambda q: (200, hub.entities.proposals(q.tenant, q.params))),
         *webhook_routes(hub, r),
         *rate_limit_routes(hub, r),
     ]
@@ -282,13 +289,6 @@ def admin_api(req: func.HttpRequest) -> func.HttpResponse:
                 if not all(valid_id(value) for value in ids.values()):
                     raise NotFound(f"no integration {ids.get('id', '')[:140]!r} for tenant {tenant}")
                 status, result = fn(_Request(req, tenant, body), **ids)
-        r("GET", r"entities", lambda q: (200, hub.entities.list_entities(q.tenant, q.params))),
-        r("GET", rf"entities/{_ID}", lambda q, id: (200, hub.entities.get(q.tenant, id))),
-        r("POST", rf"entities/{_ID}/changes", lambda q, id: (200, hub.entities.change(q.tenant, id, q.body))),
-        r("POST", rf"entities/{_ID}/split", lambda q, id: (200, hub.entities.split(q.tenant, id, q.body))),
-        r("GET", r"conflicts", lambda q: (200, hub.entities.conflicts(q.tenant, q.params))),
-        r("POST", rf"conflicts/{_ID}/resolve", lambda q, id: (200, hub.entities.resolve(q.tenant, id, q.body))),
-        r("GET", r"merge-proposals", lambda q: (200, hub.entities.proposals(q.tenant, q.params))),
                 if status == "html":
                     return func.HttpResponse(result, status_code=200, mimetype="text/html")
                 return _json(status, result)
