@@ -16,6 +16,8 @@ Behaviour (``PROVIDERS.md`` § GitHub, "refreshing-user-access-tokens", "authori
 - ``POST /app/installations/{id}/access_tokens`` with ``Authorization: Bearer <app JWT>`` (RS256,
   ``iss`` = app id, checked against the app's registered public key): 201 ``{"token": "ghs_…",
   "expires_at"}``, valid one hour.
+- ``DELETE /applications/{client_id}/token`` (client Basic auth, ``{"access_token"}``) revokes the
+  authorization: 204, or 404 for an unknown token.
 - Every token issued is handed to ``on_token`` (e.g. :meth:`sandbox.github.GitHubSandbox.set_token`,
   so the API sandbox accepts exactly the newest token, as GitHub kills the old one on refresh).
 - ``GET /_sandbox/stats``: ``refresh_calls`` (every refresh request, whatever its outcome) and the
@@ -24,6 +26,7 @@ Behaviour (``PROVIDERS.md`` § GitHub, "refreshing-user-access-tokens", "authori
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import threading
@@ -86,6 +89,7 @@ class GitHubOAuthSandbox(ProviderSandbox):
         self.route("POST", r"/app/installations/(?P<installation>[0-9]+)/access_tokens", self._installation)
         self.add_token_controls(self.oauth, client_id)
         self.route("POST", "/_sandbox/config", self._ctl_config)
+        self.route("DELETE", r"/applications/(?P<client>[^/]+)/token", self._revoke)
 
     def handle(self, request: Request) -> Response:
         """Refreshes sleep ``refresh_latency_seconds`` outside the lock (widening a race window)."""
@@ -168,6 +172,23 @@ class GitHubOAuthSandbox(ProviderSandbox):
             "refresh_token": grant.refresh_token, "refresh_token_expires_in": REFRESH_TTL_SECONDS,
             "scope": grant.scope, "token_type": "bearer",
         })
+
+    def _revoke(self, request: Request) -> Response:
+        """``DELETE /applications/{client_id}/token`` (Basic client auth, ``{"access_token"}``): 204, or 404."""
+        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+        try:
+            client_id, _, secret = base64.b64decode(encoded.strip()).decode().partition(":")
+            self.oauth.authenticate_client(client_id, secret)
+        except (ValueError, UnicodeDecodeError, OAuthError):
+            return json_response(401, {"message": "Requires authentication", "documentation_url": DOCS})
+        if scheme.lower() != "basic" or client_id != request.params.get("client"):
+            return json_response(404, {"message": "Not Found", "documentation_url": DOCS})
+        token = str(_form(request).get("access_token", ""))
+        grant = self.oauth.validate(token)
+        if grant is None or grant.refresh_token is None:
+            return json_response(404, {"message": "Not Found", "documentation_url": DOCS})
+        self.oauth.revoke(grant.refresh_token)  # the whole authorization goes, refresh token included
+        return Response(204, {}, b"")
 
     def _installation(self, request: Request) -> Response:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")

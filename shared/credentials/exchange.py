@@ -173,7 +173,11 @@ class TokenExchange:
         value = token.get_secret_value()
         style = ep.auth.revoke_style
         headers: dict[str, str] = {"Accept": "application/json"}
-        if style == "bearer":
+        if style == "delete_access_token_basic":
+            client_id = ep.client.client_id if ep.client else ""
+            url = ep.revoke_url.replace("{client_id}", client_id)
+            self._send(ep, "DELETE", url, headers=headers | _basic(ep.client), json_body={"access_token": value})
+        elif style == "bearer":
             self._post(ep, ep.revoke_url, headers=headers | {"Authorization": f"Bearer {value}"}, form={})
         elif style == "json_token_basic":
             self._post(ep, ep.revoke_url, headers=headers | _basic(ep.client), json_body={"token": value})
@@ -219,12 +223,18 @@ class TokenExchange:
         self, ep: Endpoints, url: str, *, headers: Mapping[str, str], form: Mapping[str, str] | None = None,
         json_body: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
+        return self._send(ep, "POST", url, headers=headers, form=form, json_body=json_body)
+
+    def _send(
+        self, ep: Endpoints, method: str, url: str, *, headers: Mapping[str, str],
+        form: Mapping[str, str] | None = None, json_body: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         self.calls += 1
         try:
             if json_body is not None:
-                response = self._http.post(url, headers=dict(headers), json=dict(json_body))
+                response = self._http.request(method, url, headers=dict(headers), json=dict(json_body))
             else:
-                response = self._http.post(url, headers=dict(headers), data=dict(form or {}))
+                response = self._http.request(method, url, headers=dict(headers), data=dict(form or {}))
         except httpx.HTTPError as exc:
             raise RetryLater(f"{ep.provider} token endpoint: {type(exc).__name__}: {redact_text(str(exc))}") from None
         answer = _parse(response)

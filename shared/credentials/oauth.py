@@ -207,7 +207,9 @@ class OAuthFlow:
         stored = self._credentials.load(integration, fresh=True)
         revoked = False
         if stored is not None:
-            token = getattr(stored.credential, "refresh_token", None) or stored.credential.bearer()
+            token = stored.credential.bearer()  # these revoke styles name the access token
+            if self._endpoints(integration).auth.revoke_style not in ("bearer", "delete_access_token_basic"):
+                token = getattr(stored.credential, "refresh_token", None) or token  # kills the whole grant
             if isinstance(token, SecretStr):
                 try:
                     revoked = self._exchange.revoke(self._endpoints(integration), token)

@@ -108,11 +108,13 @@ def test_a_401_refreshes_once_and_retries_then_a_revoked_grant_ends_unauthorized
 
 
 def test_disconnect_revokes_deletes_the_secret_and_tells(
-    oadmin: httpx.Client, ohost: Any, ohub: Any, github_sandbox: Any
+    oadmin: httpx.Client, ohost: Any, ohub: Any, github_sandbox: Any, gh_oauth: GitHubOAuthSandbox
 ) -> None:
     create(oadmin, github_sandbox)
     connect(oadmin)
+    assert len(gh_oauth.oauth.grants()) == 1
     answer = oadmin.post("/integrations/gh-o/disconnect")
+    assert gh_oauth.oauth.grants()[0].revoked  # DELETE /applications/{client_id}/token at GitHub
     assert answer.status_code == 200 and answer.json()["status"] == "disconnected"
     integration = ohub.repos.integrations.get(TENANT, "gh-o")
     assert integration.credential_ref is None
