@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from adapters.base.spec import ProviderSpec
 from adapters.registry import adapter_class
-from shared.domain import Direction, Integration
+from shared.domain import Direction, Integration, StreamConfig
 from shared.engine.mapping import Mapper
 from shared.engine.merge import ALIASES, STRATEGY_NAMES, Policy
 
@@ -69,7 +69,7 @@ class Catalog:
 def policy_for(integration: Integration, stream: str | None, mapper: Mapper) -> Policy:
     """The stream's conflict policy: the integration's stream config, else the mapping's."""
     spec = mapper.spec
-    config = next((s for s in integration.streams if s.name == stream), None) if stream else None
+    config = _config(integration, stream)
     strategy: str = spec.strategy
     fields: dict[str, str] = dict(spec.field_strategies)
     priority: dict[str, list[str]] = {}
@@ -84,8 +84,16 @@ def policy_for(integration: Integration, stream: str | None, mapper: Mapper) -> 
 
 def two_way(integration: Integration, stream: str | None) -> bool:
     """Whether local changes flow out to this integration's stream."""
-    config = next((s for s in integration.streams if s.name == stream), None) if stream else None
+    config = _config(integration, stream)
     return config is not None and config.direction is Direction.BIDIRECTIONAL
+
+
+def _config(integration: Integration, stream: str | None) -> StreamConfig | None:
+    """The integration's config of ``stream`` (a child stream's key ``messages:C1`` names ``messages``)."""
+    if not stream:
+        return None
+    name = stream.split(":", 1)[0]
+    return next((s for s in integration.streams if s.name == name), None)
 
 
 CATALOG = Catalog()

@@ -26,10 +26,10 @@ from typing import Any
 import orjson
 
 from adapters.base.adapter import Adapter, Entity
-from shared.domain import Integration, PushReceipt, StoredRecord, doc_id
+from shared.domain import IncrementalState, Integration, PushReceipt, StoredRecord, doc_id
 from shared.engine.catalog import CATALOG
 from shared.engine.entities import pushes_for
-from shared.errors import FailRun, SkipRecord
+from shared.errors import FailRun, HubError, SkipRecord
 from shared.messages import OutboundMessage, encode
 from shared.ports.documents import DocumentExists
 from shared.ports.queue import OutgoingMessage, WorkQueue, fit_id
@@ -111,6 +111,7 @@ class OutboundService:
         record = self._stored(integration, msg)
         changes = msg.changes
         if msg.idempotency_key.startswith(f"{ENGINE_PUSH}-") and record is not None:
+            self._refresh(integration, adapter, record)
             changes = self._current_changes(integration, record)
             if not changes:
                 log.info("push %s is no longer needed (the values already agree)", msg.idempotency_key)
@@ -146,6 +147,32 @@ class OutboundService:
         except DocumentExists:
             pass  # a concurrent delivery applied it too (the provider's idempotency key made it one change)
         self._health.recovered(integration)
+
+    def _refresh(self, integration: Integration, adapter: Adapter, record: StoredRecord) -> None:
+        """Read the provider's newer versions (one delta page from the record's own version) first.
+
+        A remote edit the hub has not seen yet is three-way merged (the stream's strategy decides
+        a conflict) before the push, so the push never overwrites it blindly. A stream with no
+        delta, or a provider that fails here, is pushed as it stands.
+        """
+        spec = adapter.spec.streams.get((record.stream or "").split(":", 1)[0])
+        if spec is None or not record.source_updated_at or not (spec.delta_param or spec.delta_params):
+            return
+        stream, _, parent = (record.stream or "").partition(":")
+        try:
+            page = adapter.fetch_page(
+                self._adapters.connection(integration),
+                stream,
+                IncrementalState(watermark=record.source_updated_at),
+                None,
+                parent_id=parent or None,
+            )
+        except HubError as exc:
+            log.info("could not re-read %s before pushing (%s); pushing as it stands", record.id, exc.code)
+            return
+        mine = [e for e in page.entities if e.entity_type == record.entity_type and e.external_id == record.external_id]
+        if mine:
+            self._writer.write_page(integration, mine, stream=record.stream)
 
     def _current_changes(self, integration: Integration, record: StoredRecord) -> dict[str, Any]:
         """An engine push's changes as of now: the entity's fields against this source's base.
