@@ -39,10 +39,11 @@ class AuthSpec(_Spec):
     # own, re-hosted by IHUB_OAUTH_BASE_URLS or an integration's ``oauth_base_url`` config key.
     authorize_url: str | None = None
     revoke_url: str | None = None
-    revoke_style: Literal["form_token", "json_token_basic", "bearer"] = "form_token"
+    revoke_style: Literal["form_token", "json_token_basic", "bearer", "delete_access_token_basic"] = "form_token"
+    """``delete_access_token_basic``: DELETE with client Basic auth and ``{"access_token"}`` (GitHub)."""
     pkce: bool = False
     client_auth: Literal["basic", "body"] = "body"
-    token_body: Literal["form", "json"] = "form"
+    token_body: Literal["form", "json"] = "form"  # noqa: S105 - a body format, not a secret
     scope_separator: str = " "
     authorize_params: dict[str, str] = Field(default_factory=dict)
     installation_token_path: str | None = None

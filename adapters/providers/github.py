@@ -34,6 +34,11 @@ SPEC = ProviderSpec(
         mode="bearer",
         token_url="https://github.com/login/oauth/access_token",  # noqa: S106 - a URL, not a secret
         refresh_token_rotates=True,
+        authorize_url="https://github.com/login/oauth/authorize",
+        revoke_url="https://api.github.com/applications/{client_id}/token",
+        revoke_style="delete_access_token_basic",
+        pkce=True,
+        installation_token_path="/app/installations/{installation_id}/access_tokens",  # noqa: S106 - a path
     ),
     pagination=PaginationSpec(style="link_header", page_size_param="per_page", page_size=100),
     rate_limit=RateLimitSpec(

@@ -62,6 +62,10 @@ SPEC = ProviderSpec(
             "https://www.googleapis.com/auth/drive.readonly",
         ),
         refresh_token_rotates=False,
+        authorize_url="https://accounts.google.com/o/oauth2/v2/auth",
+        revoke_url="https://oauth2.googleapis.com/revoke",
+        pkce=True,
+        authorize_params={"access_type": "offline", "prompt": "consent"},
     ),
     pagination=PaginationSpec(style="body_cursor", page_size_param="maxResults", page_size=250, **PAGE_TOKEN),
     rate_limit=RateLimitSpec(

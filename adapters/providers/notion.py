@@ -67,6 +67,12 @@ SPEC = ProviderSpec(
         mode="bearer",
         token_url="https://api.notion.com/v1/oauth/token",  # noqa: S106 - a URL, not a secret
         refresh_token_rotates=True,
+        authorize_url="https://api.notion.com/v1/oauth/authorize",
+        revoke_url="https://api.notion.com/v1/oauth/revoke",
+        revoke_style="json_token_basic",
+        client_auth="basic",
+        token_body="json",  # noqa: S106 - a body format
+        authorize_params={"owner": "user"},
     ),
     pagination=LISTING,
     rate_limit=RateLimitSpec(

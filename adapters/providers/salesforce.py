@@ -101,6 +101,10 @@ SPEC = ProviderSpec(
         mode="bearer",
         token_url="https://login.salesforce.com/services/oauth2/token",  # noqa: S106 - a URL, not a secret
         refresh_token_rotates=False,
+        authorize_url="https://login.salesforce.com/services/oauth2/authorize",
+        revoke_url="https://login.salesforce.com/services/oauth2/revoke",
+        pkce=True,
+        scopes=("api", "refresh_token"),
     ),
     pagination=PaginationSpec(style="next_url", token_path="nextRecordsUrl", done_path="done"),  # noqa: S106
     rate_limit=RateLimitSpec(

@@ -59,6 +59,11 @@ SPEC = ProviderSpec(
         token_url="https://slack.com/api/oauth.v2.access",  # noqa: S106 - a URL, not a secret
         scopes=("channels:read", "channels:history", "users:read", "users:read.email", "chat:write"),
         refresh_token_rotates=True,
+        authorize_url="https://slack.com/oauth/v2/authorize",
+        revoke_url="https://slack.com/api/auth.revoke",
+        revoke_style="bearer",
+        client_auth="basic",
+        scope_separator=",",
     ),
     pagination=PaginationSpec(
         style="body_cursor",
