@@ -180,6 +180,9 @@ def _other_providers(console: Console, stack: contextlib.ExitStack, api: str, re
     table = Table(title="Providers")
     for col in ("provider", "records by entity type", "runs", "dead letters"):
         table.add_column(col)
+        from sandbox.demo_engine import engine_act  # the sync engine: a merged person, six strategies
+
+        engine_act(console, http, stack)
     for provider, body in reports.items():
         types = ", ".join(f"{t} {n}" for t, n in body["records_by_entity_type"].items())
         runs = ", ".join(f"{s} {n}" for s, n in body["runs_by_status"].items())

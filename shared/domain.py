@@ -123,6 +123,12 @@ class Direction(StrEnum):
     BIDIRECTIONAL = "bidirectional"
 
 
+CONFLICT_STRATEGIES = frozenset(
+    {"remote_wins", "local_wins", "last_write_wins", "last_writer_wins", "field_merge", "source_priority", "manual"}
+)
+"""The sync engine's conflict strategies (``last_writer_wins``: the old default's spelling of ``last_write_wins``)."""
+
+
 class StreamConfig(BaseModel):
     """One stream of an integration: what to sync, how often, which way."""
 
@@ -142,6 +148,21 @@ class StreamConfig(BaseModel):
     @classmethod
     def _valid_schedule(cls, value: str) -> str:
         parse_schedule(value)  # raises ValueError with the reason
+        return value
+
+    @field_validator("conflict_strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        if value not in CONFLICT_STRATEGIES:
+            raise ValueError(f"one of {', '.join(sorted(CONFLICT_STRATEGIES))}")
+        return value
+
+    @field_validator("field_strategies")
+    @classmethod
+    def _known_field_strategies(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = {f: s for f, s in value.items() if s not in CONFLICT_STRATEGIES}
+        if unknown:
+            raise ValueError(f"unknown strategies {unknown}: use one of {', '.join(sorted(CONFLICT_STRATEGIES))}")
         return value
 
 

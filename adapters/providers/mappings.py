@@ -37,12 +37,14 @@ SALESFORCE = {
         canonical="person",
         fields={
             "name": FieldMap(path=("FirstName", "LastName"), transform="join"),
+            "first_name": "FirstName",
+            "last_name": "LastName",
             "email": "Email",
             "phone": "Phone",
             "title": "Title",
             "city": "MailingCity",
         },
         links=(LinkMap(rel="organization", path="AccountId", entity_type="account"),),
-        writable=("email", "phone", "title", "city"),
+        writable=("email", "phone", "title", "city", "first_name", "last_name"),
     ),
 }

@@ -231,7 +231,7 @@ class EntityMerger:
                         "base": _json(conflict.base),
                         "local": _json(conflict.local),
                         "remote": _json(conflict.remote),
-                        "strategy": policy.for_field(conflict.field),
+                        "strategy": policy.configured(conflict.field),
                         "status": "open" if waiting else "resolved",
                         "resolution": None if waiting else _json(chosen),
                         "resolved_by": None if waiting else policy.for_field(conflict.field),

@@ -81,6 +81,11 @@ class Policy:
     field_merge_fallback: str = "last_write_wins"
     priority: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
+    def configured(self, name: str) -> str:
+        """The strategy set for field ``name`` (its override, else the stream's), as named."""
+        chosen = self.fields.get(name, self.strategy)
+        return ALIASES.get(chosen, chosen)
+
     def for_field(self, name: str) -> str:
         """The strategy that decides a conflict on field ``name`` (its override, else the stream's)."""
         chosen = self.fields.get(name, self.strategy)
