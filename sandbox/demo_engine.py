@@ -36,7 +36,7 @@ LOCAL = {
     "email": "ada@hub.example",
     "first_name": "Augusta",
 }
-REMOTE = {
+REMOTE: dict[str, Any] = {
     "Title": "Analyst of engines",
     "Phone": "+1 650 555 0199",
     "MailingCity": "London",
