@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
 
+from shared import telemetry
 from shared.backends.factory import Ports, build_ports
 from shared.claim_check import ClaimCheckQueue
 from shared.config import Settings, get_settings
 from shared.credentials.wiring import wire as wire_credentials
+from shared.engine.admin import EntityService
 from shared.ratelimit.factory import build_rate_limiter
 from shared.ratelimit.factory import event_hook as rate_limit_events
-from shared.engine.admin import EntityService
 from shared.services.admin import AdminService
 from shared.services.connections import AdapterHub
 from shared.services.credentials import CredentialService
@@ -35,7 +37,9 @@ class Hub:
     def __init__(self, settings: Settings, ports: Ports) -> None:
         self.settings = settings
         self.ports = ports
-        self.repos = Repositories(ports.documents, settings.containers)
+        self.repos = Repositories(
+            ports.documents, settings.containers, intake_store=ports.intake.store if ports.intake else None
+        )
         self.credentials = CredentialService(ports.secrets)
         self.rate_limiter = build_rate_limiter(settings)  # budgets at every level (shared.ratelimit)
         self.adapters = AdapterHub(
@@ -51,7 +55,7 @@ class Hub:
             settings.blob_container_claim_checks,
             max_message_bytes=settings.queue_max_message_bytes,
         )
-        self.events = DomainEvents(ports.events)
+        self.events = DomainEvents(telemetry.MeteredEvents(ports.events, self._run_started))  # records, sync lag
         self.rate_limiter.on_exceeded = rate_limit_events(self.events)
         self.sync = SyncService(
             self.repos,
@@ -78,6 +82,7 @@ class Hub:
             ttl_seconds=settings.webhook_event_ttl_seconds,
             sweep_after_seconds=settings.webhook_sweep_after_seconds,
             certs_urls=settings.webhook_certs_urls,
+            ledger=ports.intake,
         )
         self.admin = AdminService(
             self.repos,
@@ -108,6 +113,10 @@ class Hub:
             for queue_name in (settings.sync_inbound_queue, settings.sync_outbound_queue)
         )
 
+    def _run_started(self, tenant_id: str, run_id: str) -> datetime | None:
+        run = self.repos.runs.get(tenant_id, run_id)
+        return run.started_at if run is not None else None
+
     def close(self) -> None:
         self.credential_services.close()
         self.adapters.close()
@@ -125,6 +134,7 @@ def get_hub() -> Hub:
     if _hub is None:
         with _lock:
             if _hub is None:
+                telemetry.configure()  # once, on first use: logs with correlation ids, traces, metrics
                 settings = get_settings()
                 _hub = Hub(settings, build_ports(settings))
     return _hub

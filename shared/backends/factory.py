@@ -9,6 +9,7 @@ from shared.config import Settings
 from shared.ports.blobs import BlobStore
 from shared.ports.documents import DocumentStore
 from shared.ports.events import EventPublisher
+from shared.ports.intake import IntakeLedger, SplitIntakeLedger
 from shared.ports.queue import WorkQueue
 from shared.ports.secrets import SecretStore
 from shared.sessions import session_enabled_queues
@@ -23,10 +24,16 @@ class Ports:
     queue: WorkQueue
     events: EventPublisher
     blobs: BlobStore
+    intake: IntakeLedger | None = None
+
+    def __post_init__(self) -> None:
+        if self.intake is None:
+            self.intake = build_intake(self.documents, self.queue)
 
     def close(self) -> None:
-        for port in (self.documents, self.secrets, self.queue, self.events, self.blobs):
-            port.close()
+        for port in (self.intake, self.documents, self.secrets, self.queue, self.events, self.blobs):
+            if port is not None:
+                port.close()
 
 
 def azure_credential() -> Any:
@@ -112,6 +119,18 @@ def build_blobs(settings: Settings) -> BlobStore:
     from shared.backends.local_blobs import LocalBlobStore
 
     return LocalBlobStore(settings.data_dir / "blobs")
+
+
+def build_intake(documents: DocumentStore, queue: WorkQueue) -> IntakeLedger:
+    """One commit per delivery where documents and queue are both embedded; else a write, then a send."""
+    from shared.backends.sqlite_documents import SqliteDocumentStore
+    from shared.backends.sqlite_queue import SqliteWorkQueue
+
+    if isinstance(documents, SqliteDocumentStore) and isinstance(queue, SqliteWorkQueue):
+        from shared.backends.sqlite_intake import SqliteIntakeLedger
+
+        return SqliteIntakeLedger(queue)
+    return SplitIntakeLedger(documents, queue)
 
 
 def build_ports(settings: Settings) -> Ports:

@@ -267,6 +267,16 @@ class SqliteDocumentStore:
             raise DocumentExists(f"document {doc_id!r} already exists in {container}/{tenant}")
         return _loaded(text, etag, ts)
 
+    def create_on(self, conn: sqlite3.Connection, container: str, doc: Document, now: float) -> bool:
+        """Insert ``doc`` on a connection the caller holds in a write transaction (same file): False when it exists.
+
+        For writes that must commit together with another table of the same file (the intake
+        ledger's event and its queue message).
+        """
+        text, tenant, doc_id, expires = self._prepare(doc, now)
+        etag, ts = os.urandom(12).hex(), int(now)
+        return bool(conn.execute(_CREATE, (container, tenant, doc_id, etag, ts, expires, text, now)).rowcount)
+
     def upsert(self, container: str, doc: Document, *, if_match: str | None = None) -> Document:
         """Insert or replace ``doc``; returns it with ``_etag`` and ``_ts``.
 

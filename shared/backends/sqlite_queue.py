@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from shared import telemetry
 from shared.backends.sqlite_base import SqliteFile
 from shared.backends.sqlite_queue_signals import signals_for
 from shared.backends.sqlite_queue_sql import (
@@ -153,7 +154,8 @@ class SqliteWorkQueue:
 
     def _check(self, queue: str, message: OutgoingMessage) -> str:
         check_outgoing(queue, message, max_message_bytes=self._max_bytes, requires_session=self.requires_session(queue))
-        return json.dumps(message.application_properties) if message.application_properties else "{}"
+        props = {**telemetry.to_properties(), **message.application_properties}  # the sender's ids + trace
+        return json.dumps(props) if props else "{}"
 
     def send(self, queue: str, message: OutgoingMessage) -> bool:
         """Send one message.
@@ -187,6 +189,41 @@ class SqliteWorkQueue:
         if accepted:
             self._signals.bump(queue)
         return accepted
+
+    @property
+    def path(self) -> Path:
+        """The database file (other embedded stores may keep tables in it, see :meth:`send_with`)."""
+        return self._path
+
+    def send_with(
+        self, queue: str, items: Sequence[tuple[OutgoingMessage, Callable[[sqlite3.Connection, float], bool]]]
+    ) -> list[bool]:
+        """Run each item's write on this file's connection, sending its message when the write says so: one transaction.
+
+        A table that lives in the same file (an intake record) and its message then commit
+        together, or not at all.
+
+        Returns:
+            Per item, what its write returned (True: its message was sent, unless a duplicate).
+
+        Raises:
+            MessageRejected: A message breaks a Service Bus limit; nothing is written.
+        """
+        props = [self._check(queue, m) for m, _ in items]
+        conn = self._conn()
+        now = self._clock()
+        done: list[bool] = []
+        sent = 0
+        with self._write(conn):
+            for (message, write), prop in zip(items, props, strict=True):
+                wrote = write(conn, now)
+                done.append(wrote)
+                if wrote:
+                    sent += self._insert(conn, queue, message, prop, now)
+        self._count_sends(conn, len(props), now)
+        if sent:
+            self._signals.bump(queue)
+        return done
 
     def _insert(self, conn: sqlite3.Connection, queue: str, m: OutgoingMessage, props: str, now: float) -> bool:
         if self._window > 0 and conn.execute(INSERT_DUP, (queue, m.message_id, now, now - self._window)).rowcount == 0:

@@ -183,13 +183,16 @@ class IntegrationRepository(Repository[Integration]):
 class Repositories:
     """All repositories over one document store."""
 
-    def __init__(self, store: DocumentStore, containers: Mapping[str, str]) -> None:
+    def __init__(
+        self, store: DocumentStore, containers: Mapping[str, str], *, intake_store: DocumentStore | None = None
+    ) -> None:
+        """``intake_store``: where webhook events live when not in ``store`` (the embedded intake ledger's file)."""
         self.store = store
         self.integrations = IntegrationRepository(store, containers["integrations"])
         self.checkpoints = Repository(store, containers["checkpoints"], Checkpoint)
         self.runs = Repository(store, containers["runs"], SyncRun)
         self.records = Repository(store, containers["records"], StoredRecord)
-        self.webhook_events = Repository(store, containers["webhook_events"], WebhookEvent)
+        self.webhook_events = Repository(intake_store or store, containers["webhook_events"], WebhookEvent)
         self.dead_letters = Repository(store, containers["dead_letters"], DeadLetter)
         self.schedules = Repository(store, containers.get("schedules", "schedules"), StreamSchedule)
         self.push_receipts = Repository(store, containers.get("push_receipts", "push_receipts"), PushReceipt)

@@ -33,11 +33,13 @@ from adapters.base.adapter import Adapter
 from adapters.base.verify.config import ChannelTokenConfig
 from adapters.base.verify.model import Answer, Delivery, Verdict, VerifiedEvent, header
 from adapters.base.webhooks import choose_variant, strategy_for
+from shared import telemetry
 from shared.domain import Integration, WebhookEvent, WebhookStatus, doc_id, iso, utcnow
 from shared.errors import Conflict, HubError, InvalidInput, NotFound, PayloadTooLarge, RetryLater, Unauthenticated
 from shared.messages import WebhookMessage, encode, valid_id
 from shared.ports.blobs import BlobStore
-from shared.ports.documents import DocumentExists, DocumentNotFound, PreconditionFailed, Where
+from shared.ports.documents import DocumentNotFound, PreconditionFailed, Where
+from shared.ports.intake import IntakeLedger, SplitIntakeLedger
 from shared.ports.queue import OutgoingMessage, WorkQueue, fit_id
 from shared.services.connections import AdapterHub
 from shared.services.credentials import CredentialInput, CredentialService
@@ -89,6 +91,7 @@ class WebhookIntake:
         sweep_after_seconds: int = SWEEP_AFTER_SECONDS,
         certs_urls: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
+        ledger: IntakeLedger | None = None,
     ) -> None:
         self._repos = repos
         self._credentials = credentials
@@ -103,6 +106,7 @@ class WebhookIntake:
         self._sweep_after = sweep_after_seconds
         self._certs_urls = dict(certs_urls or {})
         self._clock = clock
+        self._ledger: IntakeLedger = ledger or SplitIntakeLedger(repos.webhook_events.store, queue)
 
     def receive(
         self,
@@ -154,6 +158,8 @@ class WebhookIntake:
         if len(verdict.events) == 1 and verdict.payload is not None and not isinstance(verdict.payload, dict):
             raise InvalidInput("body: must be a JSON object", code="invalid_json")
         events = [self._event(integration, variant, subscription, body, verdict, e) for e in verdict.events]
+        if len(events) == 1:  # every log line of this delivery names it (several events: each message does)
+            telemetry.bind(delivery_id=events[0].delivery_id, event_id=events[0].id)
         fresh = self._persist(integration.tenant_id, events)
         if verdict.answer is not None:
             return _answer(verdict.answer)
@@ -272,30 +278,36 @@ class WebhookIntake:
         return event
 
     def _persist(self, tenant_id: str, events: list[WebhookEvent]) -> list[WebhookEvent]:
-        """Store each event (dedupe on its id), then enqueue its work; the fresh ones are returned."""
-        fresh: list[WebhookEvent] = []
-        resend: list[WebhookEvent] = []
-        for event in events:
-            try:
-                self._repos.webhook_events.insert(event)
-                fresh.append(event)
-            except DocumentExists:
-                existing = self._repos.webhook_events.get(tenant_id, event.id)
+        """Store each new event with its message (one commit on embedded backends); the fresh ones are returned.
+
+        An event already stored is a duplicate: nothing is written for it, but if it was
+        never worked on (a crash after the write, on a backend that writes and sends apart)
+        its message is sent again - the queue's duplicate detection drops a second copy.
+        """
+        repo = self._repos.webhook_events
+        items = [(e.to_doc(), self._message(e)) for e in events]
+        created = self._ledger.accept(repo.container, self._queue_name, items)
+        fresh = [e for e, new in zip(events, created, strict=True) if new]
+        resend = []
+        for event, new in zip(events, created, strict=True):
+            if not new:
+                existing = repo.get(tenant_id, event.id)
                 if existing is None or existing.status in (WebhookStatus.RECEIVED, WebhookStatus.ENQUEUED):
-                    resend.append(event)  # maybe never enqueued (a crash): duplicate detection drops a second copy
-        pending = fresh + resend
-        if len(pending) == 1:
-            self._send(pending[0])
-        elif pending:
-            self._queue.send_many(self._queue_name, [self._message(e) for e in pending])
+                    resend.append(event)
+        if resend:
+            self._queue.send_many(self._queue_name, [self._message(e) for e in resend])
         return fresh
 
     def _message(self, event: WebhookEvent, message_id: str | None = None) -> OutgoingMessage:
+        """The event's work message, carrying the delivery's correlation ids and trace context."""
         message = WebhookMessage(tenant_id=event.tenant_id, integration_id=event.integration_id, event_id=event.id)
+        with telemetry.correlated(delivery_id=event.delivery_id, event_id=event.id):
+            properties = telemetry.to_properties()
         return OutgoingMessage(
             encode(message),
             message_id or event.id,
             session_id=webhook_session(event.tenant_id, event.integration_id, event.id),
+            application_properties=properties,
         )
 
     def _send(self, event: WebhookEvent, message_id: str | None = None) -> None:

@@ -1,9 +1,13 @@
 """A webhook event stored but never enqueued is found and enqueued (issue 5, section 2).
 
-The crash window: the intake has persisted the event, then the queue send fails (the process
-dies, the queue is down). The provider got no acknowledgement. The SyncScheduler tick's
-sweep finds the event and enqueues it under the event id, so its work is done exactly once,
-also when the provider redelivers or the original message did go out after all.
+The crash window exists where the event store and the queue are two services (Cosmos DB and
+Service Bus: :class:`~shared.ports.intake.SplitIntakeLedger`): the intake has persisted the
+event, then the queue send fails (the process dies, the queue is down). The provider got no
+acknowledgement. The SyncScheduler tick's sweep finds the event and enqueues it under the
+event id, so its work is done exactly once, also when the provider redelivers or the original
+message did go out after all. On embedded backends the event and its message are one commit
+(:class:`~shared.backends.sqlite_intake.SqliteIntakeLedger`): a failure in between leaves
+neither, and the provider's retry is accepted as new.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import httpx
 import pytest
 
 from shared.domain import WebhookStatus
+from shared.ports.intake import SplitIntakeLedger
 from shared.ports.queue import OutgoingMessage
 from tests.conftest import TENANT, WEBHOOK_SECRET, connect_github
 
@@ -42,8 +47,10 @@ class _CrashingSend:
 
 @pytest.fixture
 def crash_once(hub: Any, monkeypatch: pytest.MonkeyPatch) -> _CrashingSend:
+    """The Azure shape of the intake (a store write, then a send), with the send crashing once."""
     crashing = _CrashingSend(hub.ports.queue, fail=1)
     monkeypatch.setattr(hub.webhooks, "_queue", crashing)
+    monkeypatch.setattr(hub.webhooks, "_ledger", SplitIntakeLedger(hub.repos.webhook_events.store, crashing))
     monkeypatch.setattr(hub.webhooks, "_sweep_after", 0)  # the tick looks at events of any age
     return crashing
 
@@ -134,3 +141,31 @@ def test_sweep_leaves_young_processed_and_failed_events_alone(
     assert hub.webhooks.sweep() == []  # younger than the grace period: its own send is in flight
     assert devhost.drain(30)
     assert hub.webhooks.sweep(limit=10) == []
+
+
+def test_embedded_intake_is_one_commit_a_failure_between_event_and_message_leaves_neither(
+    github_sandbox: Any, devhost: Any, admin: httpx.Client, hub: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.backends.sqlite_intake import SqliteIntakeLedger
+    from shared.backends.sqlite_queue import SqliteWorkQueue
+
+    assert isinstance(hub.ports.intake, SqliteIntakeLedger)
+    github_sandbox.seed(1)
+    connect_github(admin, github_sandbox)
+    insert = SqliteWorkQueue._insert
+
+    def dies(*args: Any, **kwargs: Any) -> bool:
+        raise OSError("simulated crash after the event row, before the message row")
+
+    monkeypatch.setattr(SqliteWorkQueue, "_insert", dies)
+    delivery = str(uuid.uuid4())
+    crashed = _deliver(github_sandbox, devhost, delivery, "during the crash")
+    assert crashed.status_code == 500
+    assert hub.repos.webhook_events.count(TENANT) == 0  # rolled back with the message: no stranded event
+    assert hub.ports.queue.active_count(hub.settings.sync_inbound_queue) == 0
+
+    monkeypatch.setattr(SqliteWorkQueue, "_insert", insert)
+    retried = _deliver(github_sandbox, devhost, delivery, "during the crash")
+    assert retried.status_code == 202  # the provider's retry is new work, accepted once
+    assert hub.webhooks.sweep() == []
+    assert devhost.drain(30) and _processed_webhooks(hub) == 1
