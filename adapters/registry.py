@@ -13,6 +13,7 @@ _PROVIDERS: dict[str, str] = {
     "notion": "adapters.providers.notion:NotionAdapter",
     "salesforce": "adapters.providers.salesforce:SalesforceAdapter",
     "slack": "adapters.providers.slack:SlackAdapter",
+    "webhook": "adapters.providers.webhook:WebhookSourceAdapter",
 }
 
 

@@ -6,8 +6,7 @@ embedded backends, pinned to one core: verify, dedupe, persist, enqueue. Schemes
 
 - ``hmac_sha256``: GitHub ``issues`` events (``X-Hub-Signature-256``);
 - ``timestamped_hmac``: Slack Events API ``message`` events (``v0`` signature, 300 s window);
-- ``standard_webhooks``: a custom source signing with Standard Webhooks. No shipped provider
-  uses that scheme yet, so the benchmark registers a bench-only provider for it (dev code).
+- ``standard_webhooks``: the generic ``webhook`` provider (a custom source), ``record.updated``.
 
 The top-level ``webhooks_per_second`` and ``p99_us`` are the slowest scheme's.
 """
@@ -23,32 +22,14 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from adapters.base.adapter import Adapter
-from adapters.base.spec import ProviderSpec, StreamSpec
 from adapters.base.verify import profiles
 from adapters.base.verify.model import WebhookKey
 from adapters.base.verify.registry import build_strategy
 from adapters.base.verify.samples import sample
-from adapters.base.webhook_spec import EventRoute, WebhookSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_PER_SECOND = 5000
 TARGET_P99_US = 1000
-
-
-class StandardWebhooksSource(Adapter):
-    """A bench-only custom source that signs with Standard Webhooks (registered only in this process)."""
-
-    spec = ProviderSpec(
-        name="benchsource",
-        display_name="Bench source",
-        base_url="https://source.invalid",
-        streams={"records": StreamSpec(path="/records", entity_type="record", record_path="data", deletes="none")},
-        webhook=WebhookSpec(
-            verification=profiles.STANDARD_WEBHOOKS,
-            routes=(EventRoute(events=("*",), stream="records", record_path="data"),),
-        ),
-    )
 
 
 def _percentile(values: list[float], pct: float) -> float:
@@ -77,18 +58,16 @@ def measure(count: int) -> dict[str, object]:
     import azure.functions as func
 
     import function_app
-    from adapters import registry
     from shared.runtime import get_hub
 
-    registry._PROVIDERS["benchsource"] = "bench.webhook_intake:StandardWebhooksSource"
     hub = get_hub()
     secrets = {"github": "bench-secret", "slack": "bench-signing-secret",
-               "benchsource": "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+               "webhook": "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
     configs = {"github": {"owner": "acme", "repo": "widgets"}, "slack": {"api_base_url": "http://127.0.0.1:9"},
-               "benchsource": {}}
+               "webhook": {}}
     schemes = {"hmac_sha256": ("github", "github", "issues", profiles.GITHUB),
                "timestamped_hmac": ("slack", "slack", "message", profiles.SLACK),
-               "standard_webhooks": ("benchsource", "standard-webhooks", "record.updated", profiles.STANDARD_WEBHOOKS)}
+               "standard_webhooks": ("webhook", "standard-webhooks", "record.updated", profiles.STANDARD_WEBHOOKS)}
     by_scheme: dict[str, dict[str, Any]] = {}
     for scheme, (provider, profile_name, event, config) in schemes.items():
         integration = f"bench-{provider}"

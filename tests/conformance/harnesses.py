@@ -252,6 +252,36 @@ class GoogleHarness(Harness):
     def writes(self) -> int:
         return int(self.sandbox.calls("calendar.events.patch"))
 
+class CustomSourceHarness(Harness):
+    def __init__(self) -> None:
+        super().__init__("webhook", "records", "record", unsupported={
+            "resync": "a custom source's updated_since watermark never expires",
+        }, three_pages=23, push_changes={"title": "pushed once"})
+
+    def start(self, records: int) -> None:
+        from sandbox.custom_source import CustomSourceSandbox
+
+        self.sandbox = CustomSourceSandbox(records, token=TOKEN, max_limit=10).start()
+
+    def config(self) -> dict[str, Any]:
+        return {"api_base_url": self.sandbox.base_url}
+
+    def change(self, k: int) -> None:
+        for record in self.sandbox.records()[:k]:
+            self.sandbox.update(record["id"], title=f"changed {record['id']}")
+
+    def delete(self, d: int) -> None:
+        for record in self.sandbox.records()[:d]:
+            self.sandbox.delete(record["id"])
+
+    def fault(self, kind: str) -> None:
+        faults: dict[str, list[str | int]] = {"rate_limit": [429], "transient": [503], "unauthorized": [401] * 5,
+                                              "malformed": ["malformed"], "repeat_cursor": ["repeat_cursor"]}
+        self.sandbox.inject(*faults[kind])
+
+    def count(self) -> int:
+        return len(self.sandbox.records())
+
 
 HARNESSES: dict[str, type[Harness]] = {
     "github": GitHubHarness,
@@ -259,4 +289,5 @@ HARNESSES: dict[str, type[Harness]] = {
     "notion": NotionHarness,
     "slack": SlackHarness,
     "google": GoogleHarness,
+    "webhook": CustomSourceHarness,
 }

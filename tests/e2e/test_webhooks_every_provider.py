@@ -237,3 +237,45 @@ def _far_future() -> Any:
     from shared.domain import utcnow
 
     return utcnow() + timedelta(days=7)
+
+
+# --------------------------------------------------------------------------- custom source (Standard Webhooks)
+
+
+def test_custom_source_standard_webhooks_once_duplicate_stale_forged_rotated_deleted(
+    devhost: Any, admin: httpx.Client
+) -> None:
+    from sandbox.custom_source import CustomSourceSandbox
+
+    whsec = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    source = CustomSourceSandbox(records=2)
+    created = admin.post("/integrations", json={"id": "src-1", "provider": "webhook", "display_name": "CRM",
+                                                "config": {}, "streams": []})
+    assert created.status_code == 201, created.text
+    assert admin.put("/integrations/src-1/credential", json={"webhook_secret": whsec}).status_code == 200
+    url = _url(devhost, "webhook", "src-1")
+    record = source.records()[0]
+    first = source.send_webhook(url, whsec, "record.updated", record, webhook_id="msg_1")
+    assert first.status_code == 202, first.text
+    assert source.send_webhook(url, whsec, "record.updated", record, webhook_id="msg_1").status_code == 200
+    assert source.send_webhook(url, whsec, "record.updated", record, webhook_id="msg_old",
+                               timestamp=time.time() - 301).status_code == 401  # too old
+    assert source.send_webhook(url, whsec, "record.updated", record, webhook_id="msg_new",
+                               timestamp=time.time() + 301).status_code == 401  # too new
+    assert source.send_webhook(url, "whsec_" + "A" * 32, "record.updated", record,
+                               webhook_id="msg_forged").status_code == 401
+    assert wait_for(lambda: len(_events(admin, "src-1", "processed")) == 1, devhost)
+    [stored] = _records(admin, "src-1")
+    assert stored["external_id"] == record["id"]
+
+    # a source rotating keys signs with both: any one valid v1 entry is enough (other versions are ignored)
+    body = json.dumps({"type": "record.deleted", "data": {"id": record["id"]}}).encode()
+    from adapters.base.verify.profiles import STANDARD_WEBHOOKS
+
+    headers = build_strategy(STANDARD_WEBHOOKS).sign(body, WebhookKey(secret=SecretStr(whsec)), now=time.time(),
+                                                     delivery_id="msg_2").headers
+    headers["webhook-signature"] = "v1,bm90LXRoZS1rZXk= v2,ignored " + headers["webhook-signature"]
+    assert httpx.post(url, content=body, headers=headers, timeout=10).status_code == 202
+    assert wait_for(lambda: len(_events(admin, "src-1", "processed")) == 2, devhost)
+    [gone] = _records(admin, "src-1")
+    assert gone["deleted"] is True
