@@ -7,7 +7,9 @@ natural key, fuzzy), conflict detection and storage on the embedded SQLite docum
 one core. Pages are generated as they are consumed, so memory holds one page at a time.
 
 - ``pipeline_in_process``: 100,000 records (50,000 of each) in a fresh child process, and
-  10,000 in another, for each one's peak RSS. Key ``records_per_second`` (target >= 20,000).
+  10,000 in another, for each one's peak RSS. Key ``records_per_second`` (wall clock; target
+  >= 20,000), with ``cpu_records_per_second`` (the process's own CPU time) and the load average
+  beside it, since the one core it is pinned to is shared with whatever else runs.
 - ``store_ops_per_record``: store operations counted by a proxy around the store, for a first
   sync of 10,000 records and an unchanged re-sync of the same pages. Keys
   ``first_sync_writes_per_record`` (documents written / records; target <= 1) and
@@ -148,10 +150,16 @@ def _child_pipeline(count: int, data: Path) -> dict[str, Any]:
     _pin_one_core()
     writer, integrations, adapters, _ = _hub(data)
     _sync(writer, integrations, adapters, 2 * PAGE)  # warm-up: imports, compiled mappings, prepared statements
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     counts = _sync(writer, integrations, adapters, count, version=1)
-    elapsed = time.perf_counter() - started
-    return {"records": count, "seconds": round(elapsed, 3), "results": counts, "peak_rss_mb": _peak_rss_mb()}
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {
+        "records": count,
+        "seconds": round(elapsed, 3),
+        "cpu_seconds": round(cpu, 3),
+        "results": counts,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
 
 
 class CountingStore:
@@ -237,7 +245,9 @@ def pipeline_in_process(sizes: tuple[int, int] = (10_000, 100_000)) -> dict[str,
         "records": sizes[1],
         "records_per_second": round(big["records"] / big["seconds"]),
         "target_records_per_second": 20_000,
+        "cpu_records_per_second": round(big["records"] / big["cpu_seconds"]),
         "seconds": big["seconds"],
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "results": big["results"],
         "peak_rss_mb_10k": small["peak_rss_mb"],
         "peak_rss_mb_100k": big["peak_rss_mb"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -30,6 +31,23 @@ from shared.backends.sqlite_documents import (
 )
 from shared.errors import InvalidInput
 from shared.ports.documents import PARTITION_KEY, BatchOp, DocumentExists, DocumentNotFound, PreconditionFailed
+
+
+def create_many(
+    conn: sqlite3.Connection, container: str, tenant: str, ops: Sequence[BatchOp], now: float, ts: int
+) -> list[str | None]:
+    """Several creates as one ``executemany``; DocumentExists when any id is taken (the batch rolls back)."""
+    rows = []
+    etags: list[str | None] = []
+    for op in ops:
+        text, expires = _batch_body(op, tenant, now)
+        etag = os.urandom(12).hex()
+        etags.append(etag)
+        rows.append((container, tenant, op.doc_id, etag, ts, expires, text, now))
+    cursor = conn.executemany(_CREATE, rows)
+    if cursor.rowcount != len(rows):
+        raise DocumentExists(f"one of {len(rows)} documents created together already exists in {container}/{tenant}")
+    return etags
 
 
 def apply_op(conn: sqlite3.Connection, container: str, tenant: str, op: BatchOp, now: float, ts: int) -> str | None:

@@ -452,7 +452,7 @@ class SqliteDocumentStore:
 
     def batch(self, container: str, partition_key: str, ops: Sequence[BatchOp]) -> list[str | None]:
         """Apply ``ops`` in one write transaction (see the port); rolled back whole on any error."""
-        from shared.backends.sqlite_batch import apply_op  # the ops live beside this module (its size)
+        from shared.backends.sqlite_batch import apply_op, create_many  # beside this module (its size)
 
         require_key(partition_key, PARTITION_KEY)
         if not ops:
@@ -463,8 +463,17 @@ class SqliteDocumentStore:
         self._maybe_purge(conn, now)
         etags: list[str | None] = []
         with transaction(conn):
-            for op in ops:
-                etags.append(apply_op(conn, container, partition_key, op, now, ts))
+            start = 0
+            while start < len(ops):
+                end = start
+                while end < len(ops) and ops[end].kind == "create":
+                    end += 1
+                if end - start > 1:  # a run of creates (a first sync's page): one executemany
+                    etags += create_many(conn, container, partition_key, ops[start:end], now, ts)
+                    start = end
+                    continue
+                etags.append(apply_op(conn, container, partition_key, ops[start], now, ts))
+                start += 1
         return etags
 
     def close(self) -> None:

@@ -88,6 +88,8 @@ def norm_name(value: Any, kind: str = "person") -> str:
         return ""
     text = value if value.isascii() else unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
     text = text.lower()
+    if kind != "organization" and "  " not in text and text.replace(" ", "").isalnum() and text == text.strip():
+        return text  # the common case: already letters, digits and single spaces
     text = _PUNCT.sub(" ", text)
     if kind == "organization":
         text = _LEGAL.sub(" ", text)

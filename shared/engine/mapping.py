@@ -124,6 +124,32 @@ def _compile_field(spec: str | FieldMap) -> Callable[[dict[str, Any]], Any]:
     return listed
 
 
+def _generated(fields: dict[str, str | FieldMap]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """One function reading every field (plain top-level and two-step paths inline, the rest by closure).
+
+    Equivalent to calling each field's reader and dropping None values; generated once per
+    mapping because a page maps thousands of records through the same few fields.
+    """
+    lines = ["def read_all(raw):", "    out = {}", "    get = raw.get"]
+    env: dict[str, Any] = {"isinstance": isinstance, "dict": dict}
+    for index, (name, spec) in enumerate(fields.items()):
+        path = spec if isinstance(spec, str) else None
+        parts = path.split(".") if path is not None else []
+        if path is not None and len(parts) == 1 and not path.isdigit():
+            lines.append(f"    v = get({path!r})")
+        elif path is not None and len(parts) == 2 and not any(p.isdigit() for p in parts):
+            lines.append(f"    v = get({parts[0]!r})")
+            lines.append(f"    v = v.get({parts[1]!r}) if isinstance(v, dict) else None")
+        else:
+            env[f"f{index}"] = _compile_field(spec)
+            lines.append(f"    v = f{index}(raw)")
+        lines.append(f"    if v is not None: out[{name!r}] = v")
+    lines.append("    return out")
+    exec("\n".join(lines), env)  # noqa: S102 - the source is built from field names and paths, repr-quoted
+    read_all: Callable[[dict[str, Any]], dict[str, Any]] = env["read_all"]
+    return read_all
+
+
 def _or(value: Any, default: Any) -> Any:
     return default if value is None else value
 
@@ -136,6 +162,7 @@ class Mapper:
         self.kind = spec.canonical
         self.version = spec.version
         self._fields = [(name, _compile_field(f)) for name, f in spec.fields.items()]
+        self._read_all = _generated(spec.fields)
         self._hook = hook
         self.derived = [(d, Mapper(d.mapping)) for d in spec.derived]
         self._derive_readers = [(d, m, reader(d.path)) for d, m in self.derived]
@@ -144,11 +171,7 @@ class Mapper:
 
     def fields(self, raw: dict[str, Any]) -> dict[str, Any]:
         """The canonical fields of ``raw`` (None values dropped, so absent and null are alike)."""
-        out = {}
-        for name, read in self._fields:
-            value = read(raw)
-            if value is not None:
-                out[name] = value
+        out = self._read_all(raw)
         if self._hook is not None:
             out = self._hook(raw, out)
         return out

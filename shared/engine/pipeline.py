@@ -300,22 +300,23 @@ class PageWriter:
         mapped = [p for p in changed if p.mapper is not None]
         if not mapped:
             return {}
+        ids = {(p.entity.entity_type, p.entity.external_id): p.rec_id for p in changed if p.derived_from}
+        # link targets repeat within a page (one author, one account): each id is hashed once
+        tenant, integ = integration.tenant_id, integration.id
+        stream_two_way = two_way(integration, stream) if stream is not None else None
         for plan in mapped:
             assert plan.mapper is not None
             fields = plan.mapper.fields(plan.entity.data)
             kind = plan.mapper.kind
             name = canonical.norm_name(fields.get(canonical.NAME_FIELDS.get(kind, "name")), kind)
             links = plan.mapper.links(plan.entity.data, plan.derived) if plan.derived_from is None else []
-            link_docs = [
-                {
-                    "rel": link.rel,
-                    "type": link.entity_type,
-                    "to": StoredRecord.make_id(
-                        integration.tenant_id, integration.id, link.entity_type, link.external_id
-                    ),
-                }
-                for link in links
-            ]
+            link_docs = []
+            for link in links:
+                key = (link.entity_type, link.external_id)
+                target = ids.get(key)
+                if target is None:
+                    target = ids[key] = StoredRecord.make_id(tenant, integ, link.entity_type, link.external_id)
+                link_docs.append({"rel": link.rel, "type": link.entity_type, "to": target})
             plan.doc = {
                 "kind": kind,
                 "fields": fields,
@@ -329,7 +330,7 @@ class PageWriter:
             existing = plan.existing
             if plan.derived_from is None:  # whether local changes flow out to this record (the stream's direction)
                 known = existing.get("two_way", False) if existing is not None else False
-                plan.doc["two_way"] = two_way(integration, stream) if stream is not None else known
+                plan.doc["two_way"] = stream_two_way if stream_two_way is not None else known
             if existing is not None and existing.get("entity_id"):
                 plan.doc["entity_id"] = existing["entity_id"]
                 plan.doc["primary"] = existing.get("primary", True)
@@ -408,7 +409,8 @@ class PageWriter:
         if plan.doc is not None:
             head.update(plan.doc)
         encoded = orjson.dumps(head)[:-1] + b',"data":' + plan.data_bytes + b"}"
-        return BatchOp(kind, plan.rec_id, doc={**head, "data": entity.data}, encoded=encoded, if_match=if_match)
+        head["data"] = entity.data  # the document as a dict too (the Cosmos SDK serializes its own)
+        return BatchOp(kind, plan.rec_id, doc=head, encoded=encoded, if_match=if_match)
 
 
 def _mark(plan: Planned, stream: str | None, listing_run: str | None, version: str | None, ops: list[BatchOp]) -> None:

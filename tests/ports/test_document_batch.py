@@ -88,3 +88,16 @@ def test_contains_matches_array_members(ctx: Ctx) -> None:  # noqa: F811
     assert [d["id"] for d in found] == ["a", "b"]
     assert [d["id"] for d in s.query(c, partition_key=ctx.t1, where=[Where("to", "contains", 3)])] == ["b"]
     assert s.query(c, partition_key=ctx.t1, where=[Where("to", "contains", "3")]) == []
+
+
+def test_creates_together_fail_together_when_one_id_is_taken(ctx: Ctx) -> None:  # noqa: F811
+    s, c = ctx.store, ctx.container
+    s.create(c, ctx.doc("taken", n=1))
+    with pytest.raises(DocumentExists):
+        s.batch(
+            c,
+            ctx.t1,
+            [BatchOp("create", f"new{i}", doc=ctx.doc(f"new{i}")) for i in range(3)]
+            + [BatchOp("create", "taken", doc=ctx.doc("taken", n=2))],
+        )
+    assert s.read(c, ctx.t1, "new0") is None and s.read(c, ctx.t1, "taken")["n"] == 1  # type: ignore[index]
