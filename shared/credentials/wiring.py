@@ -68,13 +68,15 @@ class StateKey:
             with self._lock:
                 if self._key is None:
                     try:
-                        value = self._secrets.get(STATE_KEY_SECRET).value.get_secret_value()
+                        versions = self._secrets.list_versions(STATE_KEY_SECRET)
                     except SecretNotFound:
                         value = base64.b64encode(pysecrets.token_bytes(32)).decode()
                         self._secrets.set(STATE_KEY_SECRET, value, content_type="text/plain",
                                           tags={"ihub-managed": "false", "kind": "oauth-state-key"})
-                        value = self._secrets.get(STATE_KEY_SECRET).value.get_secret_value()  # the first writer's
-                    self._key = value.encode()
+                        versions = self._secrets.list_versions(STATE_KEY_SECRET)
+                    # the oldest version: instances that raced to create the key all settle on the same one
+                    first = self._secrets.get(STATE_KEY_SECRET, versions[0].version)
+                    self._key = first.value.get_secret_value().encode()
         return self._key
 
 
