@@ -223,9 +223,7 @@ class SqliteDocumentStore:
     """
 
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
-        self._db = SqliteFile(
-            path, owner="SqliteDocumentStore", reopen_after_close=True, pragmas=("cache_size=-32768",)
-        )  # 32 MiB of page cache per connection: a sync's random-id index inserts stay in memory
+        self._db = SqliteFile(path, owner="SqliteDocumentStore", reopen_after_close=True)
         self._path = self._db.path
         self._clock = clock
         self._next_purge = 0.0
