@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 
 from sandbox.common import SortedIndex
+from sandbox.github_hooks import GitHubHooks
 from sandbox.server import (
     RateWindow,
     Request,
@@ -79,7 +80,7 @@ def _body(request: Request, *, allow_empty: bool = False) -> dict[str, Any]:
         raise ValueError("Problems parsing JSON") from None
 
 
-class GitHubSandbox(SandboxServer):
+class GitHubSandbox(GitHubHooks, SandboxServer):
     """A GitHub REST API simulator for one repository.
 
     Args:
@@ -133,6 +134,7 @@ class GitHubSandbox(SandboxServer):
         self.route("POST", "/_sandbox/config", self._ctl_config)
         self.route("GET", "/_sandbox/stats", lambda r: json_response(200, self.stats()))
         self.route("POST", "/_sandbox/webhooks", self._ctl_webhook)
+        self._install_hooks()
         self.seed(issues)
 
     # -- data control (Python API) -------------------------------------------------------------

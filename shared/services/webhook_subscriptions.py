@@ -53,10 +53,6 @@ def _render(template: Any, values: dict[str, Any]) -> Any:
     return template
 
 
-def _recent() -> datetime:
-    return utcnow() - timedelta(seconds=60)
-
-
 def webhook_url(base_url: str | None, integration: Integration, token: str | None = None) -> str | None:
     """The endpoint a provider posts this integration's deliveries to (with the path token when it has one)."""
     if not base_url:
@@ -117,11 +113,15 @@ class SubscriptionService:
     # ------------------------------------------------------------------ managed subscriptions
 
     def subscribe(self, integration: Integration, base_url: str | None) -> list[WebhookSubscription]:
-        """Create the integration's managed subscriptions (an existing active one is kept).
+        """Create the integration's managed subscriptions (an existing active one is kept); returns them all.
 
         Raises:
             InvalidInput: The provider has no managed subscriptions, or no URL or secret is known.
         """
+        return self._subscribe(integration, base_url)[0]
+
+    def _subscribe(self, integration: Integration, base_url: str | None) -> tuple[list[WebhookSubscription], int]:
+        """``(the active subscriptions, how many of them were created now)``."""
         adapter, sub_spec = self._spec(integration)
         url = webhook_url(base_url, integration)
         if url is None:
@@ -131,14 +131,16 @@ class SubscriptionService:
         made: list[WebhookSubscription] = []
         if sub_spec.kind == "hook":
             key = subscription_doc_id(integration.id, "hook")
-            made.append(active.get(key) or self._create_hook(adapter, sub_spec, integration, url, secret))
+            if key not in active:
+                made.append(self._create_hook(adapter, sub_spec, integration, url, secret))
         else:
             have = {s.stream for s in active.values() if s.kind == "channel"}
             for stream in sub_spec.channels:
                 if stream in have or not any(s.name == stream and s.enabled for s in integration.streams):
                     continue
                 made.append(self._open_channel(adapter, sub_spec, integration, stream, url, secret))
-        return made
+        kept = [s for s in active.values() if s.kind != "manual"]
+        return kept + made, len(made)
 
     def unsubscribe(self, integration: Integration) -> list[WebhookSubscription]:
         """Remove every active managed subscription at the provider; each is marked ``stopped``."""
@@ -172,7 +174,7 @@ class SubscriptionService:
                 if integration.status.value == "connected" and base_url and self._credentials.webhook_secrets(
                     integration
                 ):
-                    changed += len([s for s in self.subscribe(integration, base_url) if s.created_at >= _recent()])
+                    changed += self._subscribe(integration, base_url)[1]
                 elif integration.status.value in ("disconnected", "disabled"):
                     changed += len(self.unsubscribe(integration))
             except HubError as exc:
