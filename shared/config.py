@@ -136,6 +136,12 @@ class Settings(BaseSettings):
     """Longest wait a provider header (``Retry-After``, a reset time) or a backoff may impose."""
     max_pages_per_run: int | None = Field(None, ge=1, validation_alias=_env("IHUB_MAX_PAGES_PER_RUN"))
     """Overrides every stream's ``max_pages_per_run`` ceiling from the provider spec."""
+    traces_exporter: Literal["none", "console", "otlp"] = Field("none", validation_alias=_env("IHUB_TRACES_EXPORTER"))
+    """Span export where Application Insights is not configured (``shared.telemetry``): the dev host's."""
+    traces_file: Path | None = Field(None, validation_alias=_env("IHUB_TRACES_FILE"))
+    """With ``IHUB_TRACES_EXPORTER=console``: append spans here as JSON lines instead of stderr."""
+    log_format: Literal["text", "json"] = Field("text", validation_alias=_env("IHUB_LOG_FORMAT"))
+    """Log lines as text with the correlation ids appended, or one JSON object per line."""
     rate_limit_backend: Literal["memory", "redis"] = Field("memory", validation_alias=_env("IHUB_RATE_LIMIT_BACKEND"))
     """Where rate-limit budgets live: ``memory`` (one instance) or ``redis`` (shared by every instance)."""
     redis_url: SecretStr | None = Field(None, validation_alias=_env("IHUB_REDIS_URL"))

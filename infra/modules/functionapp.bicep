@@ -104,10 +104,12 @@ var appSettings = {
   SUBSCRIPTION_RENEW_SCHEDULE: '0 */10 * * * *'
 }
 
-// Settings of the optional parts, set only when the part is deployed. The distributed rate
-// limiter's settings join here once shared/config.py names them (the cross-check asks for every
-// *_backend setting with the optional parts on); until then the cache is deployed unused.
-var optionalSettings = empty(redisHostName) ? {} : {}
+// Settings of the optional parts, set only when the part is deployed. The cache accepts only
+// Entra ID, so the Redis URL carries no password (the app signs in with its identity).
+var optionalSettings = empty(redisHostName) ? {} : {
+  IHUB_RATE_LIMIT_BACKEND: 'redis'
+  IHUB_REDIS_URL: 'rediss://${redisHostName}:6380/0'
+}
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName

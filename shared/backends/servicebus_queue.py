@@ -23,6 +23,7 @@ from datetime import UTC
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+from shared import telemetry
 from shared.errors import ConfigurationError, HubError, RetryLater
 from shared.ports.queue import DEFAULT_MAX_MESSAGE_BYTES, MessageRejected, OutgoingMessage, check_outgoing
 
@@ -135,7 +136,8 @@ class ServiceBusWorkQueue:
             message_id=message.message_id,
             session_id=message.session_id,
             content_type=message.content_type,
-            application_properties=cast(Any, dict(message.application_properties) or None),
+            # the sender's correlation ids and trace context (shared.telemetry), then the message's own
+            application_properties=cast(Any, {**telemetry.to_properties(), **message.application_properties} or None),
             scheduled_enqueue_time_utc=scheduled,
             time_to_live=message.time_to_live,
         )

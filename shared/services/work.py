@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from shared import telemetry
 from shared.domain import DeadLetter, doc_id, utcnow
 from shared.errors import FailRun, HubError, InvalidInput, QueueDeadLettered, RetryLater, UnexpectedError, WriteConflict
 from shared.http import DEFAULT_MAX_WAIT_SECONDS, redact_text
@@ -41,6 +42,8 @@ log = logging.getLogger("ihub.work")
 T = TypeVar("T", bound=BaseModel)
 
 RETRY_SUFFIX = "~r"
+_MESSAGE_IDS = ("tenant_id", "integration_id", "event_id", "run_id", "page", "stream")
+"""Message fields that are correlation ids (``shared.telemetry``), bound for the message's handling."""
 MAX_BODY_CHARS = 100_000
 
 
@@ -99,6 +102,22 @@ class WorkRunner:
         except InvalidInput as exc:
             self.dead_letter(tenant_hint(body), message_id, body, "malformed_message", str(exc), delivery_count)
             return "dead_lettered"
+        with telemetry.correlated(message_id=message_id, **{f: getattr(message, f, None) for f in _MESSAGE_IDS}):
+            outcome = self._settle(message, message_id, body, process, on_failure, session_id, delivery_count)
+            log.info("%s %s: %s (delivery %d)", self._queue_name, message_id, outcome, delivery_count)
+            return outcome
+
+    def _settle(
+        self,
+        message: T,
+        message_id: str,
+        body: bytes,
+        process: Callable[[T], None],
+        on_failure: Callable[[T, HubError], None],
+        session_id: str | None,
+        delivery_count: int,
+    ) -> str:
+        """Process a parsed message and apply the outcome rules (the correlation ids are bound)."""
         try:
             process(message)
             return "completed"
@@ -153,6 +172,7 @@ class WorkRunner:
             return "dead_lettered"
         on_failure(message, exc)  # rate_limited / degraded while the work waits; the run goes on
         at = self.retry_time(exc, attempt)
+        telemetry.count("ihub.ratelimit.deferrals", queue=self._queue_name, reason=exc.code)
         copy = message.model_copy(update={"attempt": attempt})
         base = message_id.split(RETRY_SUFFIX)[0]
         self._queue.send(
@@ -250,6 +270,7 @@ class WorkRunner:
         error_type: str | None,
     ) -> None:
         log.warning("dead-lettering %s: %s: %s", message_id, reason, description)
+        telemetry.count("ihub.dead_letters", queue=self._queue_name, reason=reason)
         self._dead_letters.save(
             DeadLetter(
                 id=doc_id("dl", f"{self._queue_name}/{message_id}"),
