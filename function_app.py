@@ -31,7 +31,14 @@ def sync_scheduler(timer: func.TimerRequest) -> None:
 def sync_inbound_worker(msg: func.ServiceBusMessage) -> None:
     from shared.api import inbound_worker
 
-    inbound_worker(msg.get_body(), msg.message_id or "", msg.delivery_count, msg.session_id)
+    inbound_worker(
+        msg.get_body(),
+        msg.message_id or "",
+        msg.delivery_count,
+        msg.session_id,
+        msg.application_properties,  # correlation ids + traceparent from the sender (shared.telemetry)
+        msg.enqueued_time_utc,
+    )
 
 
 @app.function_name("SyncOutboundWorker")
@@ -41,7 +48,14 @@ def sync_inbound_worker(msg: func.ServiceBusMessage) -> None:
 def sync_outbound_worker(msg: func.ServiceBusMessage) -> None:
     from shared.api import outbound_worker
 
-    outbound_worker(msg.get_body(), msg.message_id or "", msg.delivery_count, msg.session_id)
+    outbound_worker(
+        msg.get_body(),
+        msg.message_id or "",
+        msg.delivery_count,
+        msg.session_id,
+        msg.application_properties,  # correlation ids + traceparent from the sender (shared.telemetry)
+        msg.enqueued_time_utc,
+    )
 
 
 @app.function_name("SyncInboundDeadLetters")
@@ -108,3 +122,11 @@ def admin_api(req: func.HttpRequest) -> func.HttpResponse:
     from shared.api import admin_api as handle
 
     return handle(req)
+
+
+@app.function_name("Health")
+@app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def health(req: func.HttpRequest) -> func.HttpResponse:  # each port's reachability; no tenant data
+    from shared.health import http_health
+
+    return http_health(req)

@@ -15,13 +15,14 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
-from shared import jsonio
+from shared import jsonio, telemetry
 from shared.admin_page import help_page, render_admin_page
 from shared.domain import Integration, validation_message
 from shared.errors import HubError, InvalidInput, NotFound, RetryLater
@@ -87,7 +88,15 @@ def error_response(exc: BaseException) -> func.HttpResponse:
 
 
 def webhook_receiver(req: func.HttpRequest) -> func.HttpResponse:
-    """POST webhooks/{provider}/{integration_id}."""
+    """POST webhooks/{provider}/{integration_id}: traced, counted and correlated (``shared.telemetry``)."""
+    provider, integration_id = req.route_params.get("provider", ""), req.route_params.get("integration_id", "")
+    with telemetry.span("webhook.receive", kind="server", provider=provider, integration_id=integration_id):
+        response = _webhook_receiver(req)
+        telemetry.webhook_outcome(provider, response.status_code, response.get_body())
+        return response
+
+
+def _webhook_receiver(req: func.HttpRequest) -> func.HttpResponse:
     try:
         hub = get_hub()
         result = hub.webhooks.receive(
@@ -109,9 +118,23 @@ def webhook_receiver(req: func.HttpRequest) -> func.HttpResponse:
 # ---------------------------------------------------------------------------- queues
 
 
-def inbound_worker(body: bytes, message_id: str, delivery_count: int | None, session_id: str | None) -> str:
-    """One sync-inbound message: a page of a run or a webhook event."""
+def inbound_worker(
+    body: bytes,
+    message_id: str,
+    delivery_count: int | None,
+    session_id: str | None,
+    properties: Mapping[str, Any] | None = None,
+    enqueued_at: datetime | None = None,
+) -> str:
+    """One sync-inbound message: a page of a run or a webhook event (continuing its sender's correlation)."""
     hub = get_hub()
+    with telemetry.received(
+        hub.settings.sync_inbound_queue, message_id, properties, enqueued_at=enqueued_at, delivery_count=delivery_count
+    ):
+        return _inbound(hub, body, message_id, delivery_count, session_id)
+
+
+def _inbound(hub: Hub, body: bytes, message_id: str, delivery_count: int | None, session_id: str | None) -> str:
 
     def process(msg: Any) -> None:
         if msg.kind == "page":
@@ -135,9 +158,23 @@ def inbound_worker(body: bytes, message_id: str, delivery_count: int | None, ses
     )
 
 
-def outbound_worker(body: bytes, message_id: str, delivery_count: int | None, session_id: str | None) -> str:
-    """One sync-outbound message: push a local change."""
+def outbound_worker(
+    body: bytes,
+    message_id: str,
+    delivery_count: int | None,
+    session_id: str | None,
+    properties: Mapping[str, Any] | None = None,
+    enqueued_at: datetime | None = None,
+) -> str:
+    """One sync-outbound message: push a local change (continuing its sender's correlation)."""
     hub = get_hub()
+    with telemetry.received(
+        hub.settings.sync_outbound_queue, message_id, properties, enqueued_at=enqueued_at, delivery_count=delivery_count
+    ):
+        return _outbound(hub, body, message_id, delivery_count, session_id)
+
+
+def _outbound(hub: Hub, body: bytes, message_id: str, delivery_count: int | None, session_id: str | None) -> str:
 
     def on_failure(msg: Any, exc: HubError) -> None:
         hub.sync.fail(msg.tenant_id, msg.integration_id, None, None, exc)
@@ -161,6 +198,13 @@ def dead_letter_worker(msg: func.ServiceBusMessage, queue: str) -> str:
     hub = get_hub()
     runner, parse = (hub.inbound_runner, parse_inbound) if queue == "inbound" else (hub.outbound_runner, parse_outbound)
     props = msg.application_properties or {}
+    with telemetry.received(runner.queue_name + "/$DeadLetterQueue", msg.message_id or "", props):
+        return _settle_dead_letter(hub, runner, parse, msg, props)
+
+
+def _settle_dead_letter(
+    hub: Hub, runner: Any, parse: Any, msg: func.ServiceBusMessage, props: Mapping[str, Any]
+) -> str:
     return runner.settle_queue_dead_letter(
         msg.get_body(),
         msg.message_id or "",

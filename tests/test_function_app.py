@@ -50,6 +50,7 @@ def test_import_registers_every_function_with_settings_driven_bindings() -> None
         "SubscriptionRenewer": "timerTrigger",
         "WebhookReceiver": "httpTrigger",
         "KeyVaultSecretEvents": "eventGridTrigger",
+        "Health": "httpTrigger",
         "AdminApi": "httpTrigger",
     }
     assert by_name["SyncScheduler"]["binding"]["schedule"] == "%SYNC_SCHEDULE%"
