@@ -56,7 +56,8 @@ def apply_op(conn: sqlite3.Connection, container: str, tenant: str, op: BatchOp,
     if op.kind == "delete":
         key = (container, tenant, op.doc_id, now)
         if op.if_match is None:
-            conn.execute(_DELETE, key)
+            if not conn.execute(_DELETE, key).rowcount:
+                raise DocumentNotFound(f"document {where} does not exist")  # as a Cosmos batch says it (404)
         elif not conn.execute(_DELETE_IF, (*key, op.if_match)).rowcount:
             raise PreconditionFailed(f"document {where} changed since ETag {op.if_match!r} (or is gone)")
         return None

@@ -144,7 +144,8 @@ class DocumentStore(Protocol):
         Raises:
             DocumentExists: A ``create`` found its id taken.
             PreconditionFailed: An ``if_match`` no longer matches.
-            DocumentNotFound: A ``replace``/``patch``/conditional ``delete`` found nothing.
+            DocumentNotFound: A ``replace``, ``patch`` or ``delete`` found nothing (unlike the
+                single :meth:`delete`, a batch's delete of an absent document fails, as Cosmos does).
         """
 
     def close(self) -> None:

@@ -48,6 +48,7 @@ def test_batch_applies_every_kind_in_order(ctx: Ctx) -> None:  # noqa: F811
         ("exists", DocumentExists),
         ("stale", PreconditionFailed),
         ("missing", DocumentNotFound),
+        ("delete_missing", DocumentNotFound),
     ],
 )
 def test_a_failing_op_leaves_nothing_of_the_batch(ctx: Ctx, bad: str, error: type[Exception]) -> None:  # noqa: F811
@@ -57,6 +58,7 @@ def test_a_failing_op_leaves_nothing_of_the_batch(ctx: Ctx, bad: str, error: typ
         "exists": BatchOp("create", "a", doc=ctx.doc("a", n=9)),
         "stale": BatchOp("replace", "a", doc=ctx.doc("a", n=9), if_match="0" * 24),
         "missing": BatchOp("replace", "nobody", doc=ctx.doc("nobody", n=9)),
+        "delete_missing": BatchOp("delete", "nobody"),
     }[bad]
     with pytest.raises(error):
         s.batch(c, ctx.t1, [BatchOp("create", "b", doc=ctx.doc("b")), BatchOp("patch", "a", fields={"n": 2}), failing])
