@@ -50,9 +50,11 @@ class GitHubHooks:
             return json_response(422, {"message": "Validation Failed", "errors": [{"field": "config.url"}]})
         events = body.get("events", ["push"])
         with self._hooks_lock:
-            hook = {"id": next(self._hook_ids), "type": "Repository", "name": "web",
-                    "active": bool(body.get("active", True)), "events": list(events), "config": dict(config)}
-            self.hooks[hook["id"]] = hook
+            hook_id = next(self._hook_ids)
+            hook: dict[str, Any] = {"id": hook_id, "type": "Repository", "name": "web",
+                                    "active": bool(body.get("active", True)), "events": list(events),
+                                    "config": dict(config)}
+            self.hooks[hook_id] = hook
         return json_response(201, self._shown(hook))
 
     def _list_hooks(self, request: Request) -> Response:
@@ -61,7 +63,7 @@ class GitHubHooks:
 
     def _delete_hook(self, request: Request) -> Response:
         with self._hooks_lock:
-            if self.hooks.pop(int(request.params["hook"]), None) is None:
+            if self.hooks.pop(int(str(request.params["hook"])), None) is None:
                 return json_response(404, {"message": "Not Found"})
         return Response(204)
 

@@ -117,6 +117,7 @@ class WebhookIntake:
         path_token: str | None = None,
     ) -> IntakeResult:
         """Handle one delivery; errors come back as results with a precise status."""
+        started = time.perf_counter()
         try:
             return self._receive(provider, integration_id, headers, body, path_token)
         except InvalidInput as exc:  # NotFound, Unauthenticated, PayloadTooLarge, InvalidJson included
@@ -127,6 +128,20 @@ class WebhookIntake:
         except RetryLater as exc:  # the store or the queue is unavailable: not acknowledged, send again
             log.warning("webhook %.40r/%.80r not accepted now: %s", provider, integration_id, exc)
             return IntakeResult(503, {"error": exc.code, "message": str(exc)}, {"Retry-After": "30"})
+        finally:
+            self._check_deadline(provider, time.perf_counter() - started)
+
+    def _check_deadline(self, provider: str, elapsed: float) -> None:
+        """Warn when an answer took over half the provider's acknowledgement deadline (Slack 3 s, GitHub 10 s)."""
+        if elapsed < 1.0:
+            return
+        try:
+            spec = self._adapters.adapter(provider).spec.webhook
+        except HubError:
+            return
+        if spec is not None and elapsed > spec.ack_deadline_seconds / 2:
+            log.warning("webhook %s answered in %.1f s; the provider gives up after %.0f s", provider, elapsed,
+                        spec.ack_deadline_seconds)
 
     def _receive(
         self, provider: str, integration_id: str, headers: Mapping[str, str], body: bytes, path_token: str | None
