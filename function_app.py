@@ -106,6 +106,14 @@ def webhook_receiver(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req)
 
 
+@app.function_name("OAuthCallback")
+@app.route(route="oauth/callback", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def oauth_callback(req: func.HttpRequest) -> func.HttpResponse:  # the signed, single-use state authenticates
+    from shared.credentials.api import oauth_callback as handle
+
+    return handle(req)
+
+
 @app.function_name("KeyVaultSecretEvents")
 @app.event_grid_trigger(arg_name="event")
 def keyvault_secret_events(event: func.EventGridEvent) -> None:  # a func.CloudEvent under CloudEvents delivery

@@ -123,6 +123,10 @@ def _start(stack: contextlib.ExitStack, issues: int, port: int, once: bool) -> t
 
     sandbox = GitHubSandbox(token=SANDBOX_TOKEN, issues=issues, latency_seconds=0.2).start()
     stack.callback(sandbox.stop)
+    from sandbox.github_oauth import GitHubOAuthSandbox
+
+    oauth = GitHubOAuthSandbox(on_token=sandbox.set_token).start()  # github.com's OAuth host; tokens reach the API
+    stack.callback(oauth.stop)
     port = _free_port(port)
     data_dir = Path(os.environ.get("IHUB_DEMO_DATA_DIR") or DATA_DIR)
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -138,6 +142,9 @@ def _start(stack: contextlib.ExitStack, issues: int, port: int, once: bool) -> t
             "IHUB_EVENT_BACKEND": "local",
             "IHUB_BLOB_BACKEND": "local",
             "IHUB_PROVIDER_BASE_URLS": f'{{"github": "{sandbox.base_url}"}}',
+            "IHUB_OAUTH_BASE_URLS": json.dumps({"github": oauth.base_url}),
+            "IHUB_OAUTH_CLIENTS": json.dumps({"github": {"client_id": oauth.client_id,
+                                                         "client_secret": oauth.client_secret}}),
             "IHUB_QUEUE_LOCK_SECONDS": "30",
         }
     )
@@ -173,6 +180,9 @@ def _other_providers(console: Console, stack: contextlib.ExitStack, api: str, re
         outcome = sync_providers(console, http, stack, sandboxes=sandboxes)
         console.print("\n[bold]Webhooks from every provider[/]: signed as each provider signs, verified by its scheme")
         send_provider_webhooks(console, http, api, sandboxes)
+        from sandbox.demo_engine import engine_act  # the sync engine: a merged person, six strategies
+
+        engine_act(console, http, stack)
     except RuntimeError as exc:
         raise DemoFailed(str(exc)) from None
     integrations = {"github": "gh-demo"} | {provider: f"{provider}-demo" for provider in outcome}
@@ -180,9 +190,6 @@ def _other_providers(console: Console, stack: contextlib.ExitStack, api: str, re
     table = Table(title="Providers")
     for col in ("provider", "records by entity type", "runs", "dead letters"):
         table.add_column(col)
-        from sandbox.demo_engine import engine_act  # the sync engine: a merged person, six strategies
-
-        engine_act(console, http, stack)
     for provider, body in reports.items():
         types = ", ".join(f"{t} {n}" for t, n in body["records_by_entity_type"].items())
         runs = ", ".join(f"{s} {n}" for s, n in body["runs_by_status"].items())
@@ -200,6 +207,22 @@ def _other_providers(console: Console, stack: contextlib.ExitStack, api: str, re
         raise DemoFailed(f"dead letters: {failed}")
 
 
+def _connect_through_oauth(console: Console, http: httpx.Client, integration_id: str) -> None:
+    """Connect through the full OAuth flow: authorize URL (PKCE, signed state) → the sandbox's consent
+    (auto-approved) → the OAuth callback, which exchanges the code; then one fenced refresh."""
+    started = _check(http.post(f"/manage/integrations/{integration_id}/connect"), 200)
+    with httpx.Client(timeout=30, follow_redirects=True) as browser:
+        page = browser.get(started["authorize_url"])
+    status = _check(http.get(f"/manage/integrations/{integration_id}"), 200)["status"]
+    if page.status_code != 200 or status != "connected":
+        raise DemoFailed(f"OAuth connect ended {page.status_code} with the integration {status}: {page.text[:300]}")
+    console.print(f"OAuth: authorize (PKCE S256, signed single-use state) -> callback -> [green]{status}[/]")
+    refreshed = _check(http.post(f"/manage/integrations/{integration_id}/refresh", json={"force": True}), 200)
+    if refreshed["status"] != "refreshed":
+        raise DemoFailed(f"the forced refresh did not refresh: {refreshed}")
+    console.print(f"Fenced refresh: new version under fence {refreshed['fence']} (the old refresh token is now dead)")
+
+
 def _scenario(console: Console, sandbox: Any, host: Any, api: str, issues: int) -> None:
     http = httpx.Client(base_url=api, headers={"x-tenant-id": TENANT}, timeout=30)
     integ = _check(
@@ -214,13 +237,8 @@ def _scenario(console: Console, sandbox: Any, host: Any, api: str, issues: int) 
         ),
         201,
     )
-    _check(
-        http.put(
-            f"/manage/integrations/{integ['id']}/credential",
-            json={"access_token": SANDBOX_TOKEN, "webhook_secret": WEBHOOK_SECRET},
-        ),
-        200,
-    )
+    _connect_through_oauth(console, http, integ["id"])
+    _check(http.put(f"/manage/integrations/{integ['id']}/credential", json={"webhook_secret": WEBHOOK_SECRET}), 200)
     console.print(f"Connected integration [cyan]{integ['id']}[/] for tenant [cyan]{TENANT}[/]")
 
     run_ids = _check(http.post(f"/manage/integrations/{integ['id']}/sync", json={}), 202)["run_ids"]

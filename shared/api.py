@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from shared import jsonio, telemetry
 from shared.admin_page import help_page, render_admin_page
+from shared.credentials.api import credential_routes
 from shared.domain import Integration, validation_message
 from shared.errors import HubError, InvalidInput, NotFound, RetryLater
 from shared.messages import parse_inbound, parse_outbound, valid_id
@@ -289,6 +290,7 @@ def _routes(hub: Hub) -> list[Route]:
         r("POST", rf"conflicts/{_ID}/resolve", lambda q, id: (200, hub.entities.resolve(q.tenant, id, q.body))),
         r("GET", r"merge-proposals", lambda q: (200, hub.entities.proposals(q.tenant, q.params))),
         *webhook_routes(hub, r),
+        *credential_routes(hub, r),
         *rate_limit_routes(hub, r),
     ]
 

@@ -49,6 +49,7 @@ def test_import_registers_every_function_with_settings_driven_bindings() -> None
         "TokenRefresher": "timerTrigger",
         "SubscriptionRenewer": "timerTrigger",
         "WebhookReceiver": "httpTrigger",
+        "OAuthCallback": "httpTrigger",
         "KeyVaultSecretEvents": "eventGridTrigger",
         "Health": "httpTrigger",
         "AdminApi": "httpTrigger",
@@ -67,6 +68,9 @@ def test_import_registers_every_function_with_settings_driven_bindings() -> None
     assert webhook["route"] == "webhooks/{provider}/{integration_id}/{token?}"
     assert "ANONYMOUS" in webhook["authLevel"] and "POST" in webhook["methods"]
     assert "FUNCTION" in by_name["AdminApi"]["binding"]["authLevel"]
+    callback = by_name["OAuthCallback"]["binding"]
+    assert callback["route"] == "oauth/callback" and "ANONYMOUS" in callback["authLevel"]
+    assert "GET" in callback["methods"]
 
 
 def test_import_loads_no_azure_sdk_and_no_services() -> None:
