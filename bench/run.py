@@ -116,6 +116,20 @@ def token_refresh() -> dict[str, object]:
     return measure()
 
 
+def rate_limit_decision() -> dict[str, object]:
+    """Budget decisions per second on one core, in process and on Redis (see bench/rate_limit_decision.py)."""
+    from bench.rate_limit_decision import rate_limit_decision as measure
+
+    return measure()
+
+
+def rate_limit_simulation() -> dict[str, object]:
+    """50 tenants x 4 integrations on one 5,000/h app limit (see bench/rate_limit_simulation.py)."""
+    from bench.rate_limit_simulation import rate_limit_simulation as measure
+
+    return measure()
+
+
 # name -> (function taking the parsed args, one-line description). Add new benchmarks here.
 BENCHMARKS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, object]], str]] = {
     "cold_import": (lambda a: cold_import(a.imports), "cold `import function_app` vs `import azure.functions`"),
@@ -127,6 +141,8 @@ BENCHMARKS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, object]], s
     "pipeline_in_process": (lambda a: pipeline_in_process(), "100,000 records through the sync engine, one core"),
     "store_ops_per_record": (lambda a: store_ops_per_record(), "store reads/writes per record: first and unchanged"),
     "token_refresh": (lambda a: token_refresh(), "1,000 due credentials refreshed; 50 racers -> provider calls"),
+    "rate_limit_decision": (lambda a: rate_limit_decision(), "budget decisions/s on one core: in process, Redis"),
+    "rate_limit_simulation": (lambda a: rate_limit_simulation(), "50x4 integrations, a 5,000/h app: 429s, fairness"),
 }
 
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 from shared.domain import IncrementalState, Integration, validation_message
 from shared.errors import HubError, InvalidInput
 from shared.ratelimit.factory import OverrideIn
-from shared.ratelimit.model import BucketView, Override
+from shared.ratelimit.model import BucketView, Budget, Override
 
 if TYPE_CHECKING:
     from shared.runtime import Hub
@@ -42,9 +43,10 @@ def _override(o: Override) -> dict[str, Any]:
             "limit": o.limit, "window_seconds": o.window_seconds, "reserve": o.reserve, "disabled": o.disabled}
 
 
-def tenant_bucket_keys(hub: Hub, integrations: list[Integration]) -> set[str]:
-    """Keys of the budgets each integration's stream requests draw on (rendered from the specs)."""
-    keys: set[str] = set()
+def tenant_budgets(hub: Hub, integrations: list[Integration]) -> dict[str, Budget]:
+    """The budgets each integration's stream requests draw on (rendered from the specs, overrides applied)."""
+    found: dict[str, Budget] = {}
+    limiter = hub.rate_limiter
     for integration in integrations:
         try:
             adapter = hub.adapters.adapter(integration.provider)
@@ -60,25 +62,37 @@ def tenant_bucket_keys(hub: Hub, integrations: list[Integration]) -> set[str]:
                 continue
             budgets = adapter.budgets_for(conn, request.method, request.url, request.bucket, request.params,
                                           request.json)
-            keys.update(b.key for b in budgets)
-    return keys
+            for budget in budgets:
+                effective = limiter.effective(budget, integration.provider, integration.tenant_id, integration.id)
+                if effective is not None:
+                    found[budget.key] = effective
+    return found
+
+
+def _fresh(budget: Budget, now: float) -> BucketView:
+    """The view of a bucket nobody has drawn on yet: full."""
+    return BucketView(budget.key, budget.name, budget.level, budget.limit, budget.window, int(budget.capacity),
+                      now, 0.0, 1.0, 0, 0, 0)
 
 
 def rate_limit_view(hub: Hub, tenant: str) -> dict[str, Any]:
     """The tenant's buckets, the overrides that concern it and the backend's state."""
+    overrides = [o for o in hub.rate_limiter.overrides() if o.tenant in ("*", tenant)]  # re-read first
     integrations = hub.admin.list_integrations(tenant)
-    keys = tenant_bucket_keys(hub, integrations)
+    budgets = tenant_budgets(hub, integrations)
     marker = f"{tenant}:"
-    views = [
-        v for v in hub.rate_limiter.views()
-        if v.key in keys or v.level == "app" or f":{marker}" in v.key or v.key.startswith(marker)
-    ]
-    overrides = [o for o in hub.rate_limiter.overrides() if o.tenant in ("*", tenant)]
+    views = {
+        v.key: v for v in hub.rate_limiter.views()
+        if v.key in budgets or v.level == "app" or f":{marker}" in v.key or v.key.startswith(marker)
+    }
+    now = time.time()
+    for key, budget in budgets.items():
+        views.setdefault(key, _fresh(budget, now))
     backend = hub.rate_limiter.backend
     return {
         "backend": type(backend).__name__,
         "degraded": getattr(backend, "degraded", ""),
-        "buckets": [_shown(v) for v in views],
+        "buckets": [_shown(v) for _key, v in sorted(views.items())],
         "overrides": [_override(o) for o in overrides],
     }
 

@@ -141,10 +141,15 @@ class InProcessBudgets:
                     continue
                 if not budget.interval:  # block-only
                     continue
-                interval = self._interval(state, budget.interval, now)
+                interval = budget.interval
+                if state.factor < 1.0:
+                    interval = self._interval(state, interval, now)
                 capacity = budget.capacity if priority == HIGH else budget.low_capacity
-                if state.learned_until > now and state.learned_capacity < budget.capacity:
-                    capacity = _learned_capacity(state.learned_capacity, priority)
+                if state.learned_until > now:
+                    if state.learned_interval > interval:
+                        interval = state.learned_interval
+                    if state.learned_capacity < budget.capacity:
+                        capacity = _learned_capacity(state.learned_capacity, priority)
                 tat = state.tat if state.tat > now else now
                 new_tat = tat + interval * cost
                 allow_at = new_tat - capacity * interval
