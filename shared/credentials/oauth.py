@@ -100,6 +100,9 @@ class OAuthFlow:
         self._key = state_key
         self._redirect_url = redirect_url
         self._clock = clock
+        self.unsubscribe: Callable[[Integration], object] | None = None
+        """Stops the integration's managed webhook subscriptions (set by the wiring); runs first,
+        while the credential still works."""
 
     # ------------------------------------------------------------------ connect
 
@@ -202,8 +205,15 @@ class OAuthFlow:
     def disconnect(
         self, tenant_id: str, integration_id: str, reason: str = "disconnected by an operator"
     ) -> Integration:
-        """Revoke at the provider (where supported), delete the secrets, mark ``disconnected``."""
+        """Stop the subscriptions, revoke at the provider (where supported), delete the secrets, mark
+        ``disconnected``."""
         integration = self._integrations.require(tenant_id, integration_id)
+        if self.unsubscribe is not None:
+            try:
+                self.unsubscribe(integration)
+            except HubError as exc:  # a hook the provider already removed: disconnect anyway
+                log.warning("stopping the subscriptions of %s failed (%s); disconnecting anyway", integration_id,
+                            exc.code)
         stored = self._credentials.load(integration, fresh=True)
         revoked = False
         if stored is not None:

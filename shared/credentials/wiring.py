@@ -107,4 +107,7 @@ def wire(hub: Hub) -> CredentialServices:
         hub.repos.integrations, hub.credentials, exchange, apps.endpoints, hub.events, documents, container,
         StateKey(hub.ports.secrets, state_key), redirect_url=settings.oauth_redirect_url,
     )
+    subscriptions = getattr(hub, "subscriptions", None)
+    if subscriptions is not None:
+        oauth.unsubscribe = subscriptions.unsubscribe
     return CredentialServices(leases, exchange, apps, refresher, tokens, oauth, notices)

@@ -120,3 +120,17 @@ def test_disconnect_revokes_deletes_the_secret_and_tells(
     assert integration.credential_ref is None
     assert all(not p.name.startswith(secret_name(integration, "auth")) for p in ohub.ports.secrets.list_properties())
     assert [e["integration_id"] for e in events(ohub, "AppDisconnected")] == ["gh-o"]
+
+
+def test_disconnect_stops_managed_subscriptions_first(
+    oadmin: httpx.Client, ohost: Any, ohub: Any, github_sandbox: Any
+) -> None:
+    create(oadmin, github_sandbox)
+    connect(oadmin)
+    secret = {"webhook_secret": "wh-secret-for-tests"}
+    assert oadmin.put("/integrations/gh-o/credential", json=secret).status_code == 200
+    integration = ohub.repos.integrations.get(TENANT, "gh-o")
+    made = ohub.subscriptions.subscribe(integration, f"{ohost.base_url}/api")
+    assert made and len(github_sandbox.hooks) == 1
+    assert oadmin.post("/integrations/gh-o/disconnect").json()["status"] == "disconnected"
+    assert len(github_sandbox.hooks) == 0  # the repository hook was deleted while the token still worked
