@@ -6,6 +6,8 @@ Admin routes (``/api/manage/...``, added to ``shared.api._routes``):
 - ``POST integrations/{id}/disconnect`` → the integration (revoked, secrets deleted, ``disconnected``)
 - ``POST integrations/{id}/refresh`` → the fenced refresh now (``{"force": true}`` even if not due)
 - ``POST integrations/{id}/rotate`` → ``{"kind": "webhook"|"auth", "value": ..., "overlap_hours": ...}``
+- ``PUT integrations/{id}/credentials`` → store one typed credential (``{"type": "api_key", "key": ...}``,
+  any of the nine types); an auth credential makes a pending or failed integration ``connected``
 
 No answer ever carries a secret value.
 """
@@ -18,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from shared.credentials.models import RotationPolicy
+from shared.credentials.models import RotationPolicy, parse_credential, secret_base_name
 from shared.credentials.rotation import rotate
+from shared.domain import AppConnected, Integration, IntegrationStatus, utcnow
 from shared.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -68,7 +71,31 @@ def credential_routes(hub: Hub, r: Callable[[str, str, Any], Any]) -> list[Any]:
         until = getattr(cred, "previous_valid_until", None)
         return 200, {"credential_type": cred.type, "previous_accepted_until": until.isoformat() if until else None}
 
+    def put_typed(q: Any, id: str) -> tuple[int, Any]:
+        if not isinstance(q.body, dict):
+            raise InvalidInput("body must be one credential as a JSON object with its type")
+        cred = parse_credential(q.body)
+        integration = hub.admin.get_integration(q.tenant, id)
+        props = hub.credentials.put(integration, cred)
+        was: list[IntegrationStatus] = []
+
+        def stored(current: Integration) -> bool:
+            was.append(current.status)
+            current.credential_ref = secret_base_name(current)
+            if cred.kind == "auth" and current.status != IntegrationStatus.CONNECTED:
+                current.status, current.status_reason = IntegrationStatus.CONNECTED, None
+            current.updated_at = utcnow()
+            return True
+
+        saved = hub.repos.integrations.update(q.tenant, id, stored) or integration
+        if saved.status == IntegrationStatus.CONNECTED and was and was[0] != IntegrationStatus.CONNECTED:
+            hub.events.publish(AppConnected(tenant_id=q.tenant, integration_id=id, provider=saved.provider))
+        expires = cred.expires_at
+        return 200, {"credential_type": cred.type, "kind": cred.kind, "version": props.version,
+                     "expires_at": expires.isoformat() if expires else None, "status": saved.status}
+
     return [
+        r("PUT", rf"integrations/{_ID}/credentials", put_typed),
         r("POST", rf"integrations/{_ID}/connect", lambda q, id: (200, hub.oauth.connect(q.tenant, id, q.base_url))),
         r("POST", rf"integrations/{_ID}/disconnect",
           lambda q, id: (200, q.integration(hub.oauth.disconnect(q.tenant, id)))),
