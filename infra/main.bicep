@@ -39,6 +39,9 @@ param enableRedis bool = false
 @description('Create the Event Grid subscriptions. Event Grid validates the target function, which exists only after the first deploy: the postdeploy hook sets this to true and provisions again.')
 param deployEventSubscriptions bool = false
 
+@description('Name of a Key Vault secret holding IHUB_OAUTH_CLIENTS (JSON of each provider OAuth app); store it with `az keyvault secret set`, then provision. Empty: OAuth connect is off.')
+param oauthClientsSecretName string = ''
+
 @description('Memory of each function instance, in MB.')
 @allowed([
   512
@@ -193,6 +196,8 @@ module functionApp 'modules/functionapp.bicep' = {
     eventGridTopicEndpoint: eventGrid.outputs.topicEndpoint
     queueMaxDeliveryCount: queueMaxDeliveryCount
     queueMaxMessageBytes: queueMaxMessageBytes
+    keyVaultName: keyVault.outputs.name
+    oauthClientsSecretName: oauthClientsSecretName
     redisHostName: enableRedis ? redis.outputs.hostName : ''
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount

@@ -339,7 +339,9 @@ def _cell(value: Any) -> str:
 
 def render_table(inv: Inventory | None = None) -> str:
     """The resource, setting and role tables of ``infra/README.md``, from the parsed Bicep."""
-    inv = inv or load({"enableRedis": True, "deployEventSubscriptions": True})
+    inv = inv or load(
+        {"enableRedis": True, "deployEventSubscriptions": True, "oauthClientsSecretName": "ihub-oauth-clients"}
+    )
     lines = ["| resource | name | what the code relies on |", "|---|---|---|"]
     for res in inv.of_type("Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers"):
         body = res.properties.get("resource", {})

@@ -22,6 +22,10 @@ param eventGridTopicEndpoint string
 param queueMaxDeliveryCount int
 @description('Largest queue message for the Service Bus tier (Standard: 262144).')
 param queueMaxMessageBytes int
+@description('Key Vault holding the secrets app settings refer to.')
+param keyVaultName string
+@description('Name of a Key Vault secret with the OAuth apps JSON (IHUB_OAUTH_CLIENTS); empty: OAuth connect is off.')
+param oauthClientsSecretName string = ''
 @description('Redis host name for the distributed rate limiter; empty when Redis is not deployed.')
 param redisHostName string = ''
 @description('Memory of each instance, in MB (512, 2048 or 4096).')
@@ -111,6 +115,12 @@ var optionalSettings = empty(redisHostName) ? {} : {
   IHUB_REDIS_URL: 'rediss://${redisHostName}:6380/0'
 }
 
+// Secrets never travel as values: a Key Vault reference, resolved by the platform with the app
+// identity (keyVaultReferenceIdentity), and only when the operator has stored the secret.
+var oauthSettings = empty(oauthClientsSecretName) ? {} : {
+  IHUB_OAUTH_CLIENTS: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${oauthClientsSecretName})'
+}
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
   location: location
@@ -140,6 +150,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   }
   properties: {
     serverFarmId: plan.id
+    keyVaultReferenceIdentity: identityId
     httpsOnly: true
     clientCertEnabled: false
     publicNetworkAccess: 'Enabled'
@@ -179,9 +190,10 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
 resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: app
   name: 'appsettings'
-  properties: union(appSettings, optionalSettings, {
-    // where providers reach the webhook routes (the app's own default host name)
+  properties: union(appSettings, optionalSettings, oauthSettings, {
+    // where providers reach the webhook routes and the OAuth callback (the app's own host name)
     IHUB_PUBLIC_BASE_URL: 'https://${app.properties.defaultHostName}/api'
+    IHUB_OAUTH_REDIRECT_URL: 'https://${app.properties.defaultHostName}/api/oauth/callback'
   })
 }
 

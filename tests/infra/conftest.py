@@ -27,7 +27,11 @@ def _inventory_module() -> ModuleType:
 
 inventory_module = _inventory_module()
 
-ALL_OPTIONAL_PARTS = {"enableRedis": True, "deployEventSubscriptions": True}
+ALL_OPTIONAL_PARTS = {
+    "enableRedis": True,
+    "deployEventSubscriptions": True,
+    "oauthClientsSecretName": "ihub-oauth-clients",
+}
 """main.bicep parameters that switch every optional part on."""
 
 

@@ -352,10 +352,13 @@ def test_no_secret_is_an_app_setting_a_parameter_or_an_output(inv: Any) -> None:
     for field, info in Settings.model_fields.items():
         if "SecretStr" in str(info.annotation) or info.annotation is SecretStr:
             value = settings.get(_alias(field))
-            # a secret-typed setting may carry only a credential-free value (a URL without userinfo)
-            assert value is None or (isinstance(value, str) and "@" not in value and "key=" not in value.lower()), (
-                f"{_alias(field)} is a secret: use the identity instead"
-            )
+            # a secret-typed setting may be a Key Vault reference or carry no credential (a URL without userinfo)
+            reference = isinstance(value, str) and value.startswith("@Microsoft.KeyVault(")
+            plain = isinstance(value, str) and "@" not in value and "key=" not in value.lower()
+            assert value is None or reference or plain, f"{_alias(field)} is a secret: use the identity or Key Vault"
+            if reference:
+                (site,) = inv.of_type("Microsoft.Web/sites")
+                assert "keyVaultReferenceIdentity" in site.properties, "Key Vault references need the app identity"
     for field in LOCAL_ONLY:
         assert _alias(field) not in settings, f"{_alias(field)} is for the embedded backends only"
     secretish = re.compile(r"(?i)(secret|password|key$|keys$|connectionstring|token$|sas)")
@@ -364,7 +367,10 @@ def test_no_secret_is_an_app_setting_a_parameter_or_an_output(inv: Any) -> None:
         assert "listKeys(" not in text and "listConnectionStrings(" not in text, f"{file} reads a key"
         for name, spec in (parsed.get("parameters") or {}).items():
             secure = any(d.get("type") == "secure" for d in spec.get("decorators", []))
-            assert secure or not secretish.search(name), f"{file}: parameter {name} looks secret but is not @secure()"
+            reference = name.endswith(("Name", "Id", "Uri"))  # names a secret, does not hold one
+            assert secure or reference or not secretish.search(name), (
+                f"{file}: parameter {name} looks secret but is not @secure()"
+            )
         for name, spec in (parsed.get("outputs") or {}).items():
             assert not secretish.search(name), f"{file}: output {name} looks like a secret"
             assert "connectionstring" not in str(spec.get("value")).lower(), f"{file}: output {name} exposes a secret"
