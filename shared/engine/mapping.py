@@ -9,9 +9,8 @@ re-maps stored raw data without fetching anything (:func:`shared.engine.entities
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from adapters.base.paths import get_path
 from adapters.base.spec import FieldMap, MappingSpec
@@ -20,8 +19,7 @@ Hook = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
 _MISSING = object()
 
 
-@dataclass(frozen=True)
-class Link:
+class Link(NamedTuple):
     """One typed link of a record: ``rel`` to the record ``(entity_type, external_id)``."""
 
     rel: str
@@ -29,8 +27,7 @@ class Link:
     external_id: str
 
 
-@dataclass(frozen=True)
-class Derived:
+class Derived(NamedTuple):
     """A record derived from a source record (its own type and id, its raw part, its mapper)."""
 
     entity_type: str
@@ -131,18 +128,29 @@ def _generated(fields: dict[str, str | FieldMap]) -> Callable[[dict[str, Any]], 
     mapping because a page maps thousands of records through the same few fields.
     """
     lines = ["def read_all(raw):", "    out = {}", "    get = raw.get"]
-    env: dict[str, Any] = {"isinstance": isinstance, "dict": dict}
+    env: dict[str, Any] = {"isinstance": isinstance, "dict": dict, "str": str, "parse_date": parse_date}
     for index, (name, spec) in enumerate(fields.items()):
-        path = spec if isinstance(spec, str) else None
-        parts = path.split(".") if path is not None else []
-        if path is not None and len(parts) == 1 and not path.isdigit():
-            lines.append(f"    v = get({path!r})")
-        elif path is not None and len(parts) == 2 and not any(p.isdigit() for p in parts):
+        simple = spec if isinstance(spec, str) else None
+        if isinstance(spec, FieldMap) and spec.transform in ("date", "enum") and isinstance(spec.path, str):
+            simple = spec.path  # read inline, then transformed inline
+        parts = simple.split(".") if simple is not None else []
+        if simple is not None and len(parts) == 1 and not simple.isdigit():
+            lines.append(f"    v = get({simple!r})")
+        elif simple is not None and len(parts) == 2 and not any(p.isdigit() for p in parts):
             lines.append(f"    v = get({parts[0]!r})")
             lines.append(f"    v = v.get({parts[1]!r}) if isinstance(v, dict) else None")
         else:
             env[f"f{index}"] = _compile_field(spec)
             lines.append(f"    v = f{index}(raw)")
+            simple = None
+        if simple is not None and isinstance(spec, FieldMap):
+            env[f"d{index}"] = spec.default
+            if spec.transform == "date":
+                lines.append("    v = parse_date(v) if v is not None else None")
+                lines.append(f"    if v is None: v = d{index}")
+            else:
+                env[f"e{index}"] = spec.values
+                lines.append(f"    v = e{index}.get(str(v), d{index})")
         lines.append(f"    if v is not None: out[{name!r}] = v")
     lines.append("    return out")
     exec("\n".join(lines), env)  # noqa: S102 - the source is built from field names and paths, repr-quoted
