@@ -354,6 +354,32 @@ def credential_tags(integration: Integration, cred: AnyCredential, *, fence: int
     return tags
 
 
+def secret_expires_on(cred: AnyCredential) -> datetime | None:
+    """The secret's ``expires_on``: when its *content* stops being usable.
+
+    For a credential that refreshes itself that is not the access token's expiry (the ``expiry``
+    tag has that) but the refresh token's, when the provider says it (GitHub: six months), or none:
+    Key Vault may refuse to read an expired secret, and the refresh token inside must stay readable
+    after the access token expired. Other types expire with their value (an API key's end date).
+    """
+    if isinstance(cred, OAuth2AuthorizationCode):
+        return cred.refresh_token_expires_at if cred.refresh_token is not None else cred.expires_at
+    if cred.can_refresh():
+        return None
+    return cred.expires_at
+
+
+def tag_time(value: str | None) -> datetime | None:
+    """A time written by :func:`credential_tags` (``none``, absent or unreadable: ``None``)."""
+    if not value or value == "none":
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def is_due(cred: AnyCredential, window_seconds: float, now: datetime | None = None) -> bool:
     """Whether a refreshable credential should be refreshed now (no token yet, or expiring in the window)."""
     if not cred.can_refresh():

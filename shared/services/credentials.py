@@ -29,7 +29,9 @@ from shared.credentials.models import (
     credential_tags,
     from_secret_value,
     secret_base_name,
+    secret_expires_on,
     secret_name,
+    tag_time,
     to_secret_value,
 )
 from shared.domain import Integration, utcnow
@@ -155,7 +157,7 @@ class CredentialService:
         props = self._secrets.set(
             name,
             to_secret_value(cred),
-            expires_on=cred.expires_at,
+            expires_on=secret_expires_on(cred),
             content_type=CONTENT_TYPE,
             tags=credential_tags(integration, cred, fence=fence),
         )
@@ -250,11 +252,13 @@ class CredentialService:
         return found
 
     def near_expiry(self, window_seconds: int, now: datetime | None = None) -> list[NearExpiry]:
-        """Managed auth credentials expiring within ``window_seconds`` (expired ones included)."""
+        """Managed auth credentials whose access token (the ``expiry`` tag) expires within
+        ``window_seconds`` (expired ones included)."""
         limit = (now or utcnow()) + timedelta(seconds=window_seconds)
         found = []
         for props in self._secrets.list_properties():
-            if not _is_token(props) or props.expires_on is None or props.expires_on > limit:
+            expiry = tag_time(props.tags.get("expiry")) if "expiry" in props.tags else props.expires_on
+            if not _is_token(props) or expiry is None or expiry > limit:
                 continue
             found.append(
                 NearExpiry(
@@ -262,7 +266,7 @@ class CredentialService:
                     props.tags.get("tenant", "?"),
                     props.tags.get("integration", "?"),
                     props.tags.get("provider", "?"),
-                    props.expires_on,
+                    expiry,
                     props.tags.get("type", ""),
                     props.tags.get("refreshable", "true") == "true",
                 )

@@ -98,7 +98,9 @@ def test_stored_as_one_secret_with_expires_on_and_legacy_bundles_still_read(tmp_
     props = store.list_properties()
     assert sorted(p.name for p in props) == sorted([ref, f"{ref}-webhook"])
     auth = next(p for p in props if p.name == ref)
-    assert auth.expires_on == soon and auth.tags["type"] == "oauth2_authorization_code"
+    assert auth.tags["type"] == "oauth2_authorization_code" and auth.tags["expiry"].startswith("2031-05-01")
+    assert auth.expires_on is None  # the refresh token inside outlives the access token: no secret expiry
+    assert [n.integration_id for n in service.near_expiry(900, soon)] == ["gh-1"]
     store.set(ref, '{"access_token": "old", "refresh_token": "r", "token_type": "bearer"}')  # before typed creds
     service.invalidate(ref)
     stored = service.load(integration())
