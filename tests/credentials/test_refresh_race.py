@@ -163,3 +163,43 @@ def test_a_used_refresh_token_is_refused_in_a_200_body(tmp_path: Path, oauth_san
         r.refresher.refresh(integration())
     assert caught.value.error == "bad_refresh_token"
     r.close()
+
+
+def test_thirty_threads_against_slack_rotation_refresh_once(tmp_path: Path) -> None:
+    from pydantic import SecretStr
+
+    from adapters.base.spec import AuthSpec
+    from sandbox.slack import SlackSandbox
+    from shared.credentials.exchange import Endpoints, OAuthClient
+    from shared.credentials.refresh import CredentialRefresher
+
+    sandbox = SlackSandbox(rotation=True).start()
+    try:
+        sandbox.oauth.refresh_latency_seconds = 0.3
+        r = rig(tmp_path, sandbox.base_url)
+        url = f"{sandbox.base_url}/api/oauth.v2.access"
+        ep = Endpoints("slack", AuthSpec(token_url=url, client_auth="basic"), sandbox.base_url, token_url=url,
+                       client=OAuthClient(sandbox.oauth.client_id, SecretStr(sandbox.oauth.client_secret)))
+        refresher = CredentialRefresher(r.credentials, r.leases, r.exchange, lambda _i: ep)
+        target = integration("slack-race")
+        store_grant(r, sandbox.oauth.issue(rotating=True), target)
+        barrier = threading.Barrier(30)
+        tokens: list[str] = []
+
+        def racer() -> None:
+            barrier.wait()
+            token = refresher.refresh(target).credential.bearer()
+            assert token is not None
+            tokens.append(token.get_secret_value())
+
+        threads = [threading.Thread(target=racer) for _ in range(30)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert len(tokens) == 30 and len(set(tokens)) == 1
+        assert sandbox.oauth.refresh_calls == 1
+        assert sandbox.oauth.check(tokens[0]).token == tokens[0]  # works at Slack
+        r.close()
+    finally:
+        sandbox.stop()
