@@ -9,7 +9,7 @@ reachable *with the app's credentials* (a missing role shows as ``forbidden``):
 - queue and events: the Azure senders have no read call, so their probe opens a TCP
   connection to the namespace or topic host (reachable, not authorised); the embedded ones
   count their own tables;
-- rate limits (when the hub has one): its backend's ``ping``.
+- rate limits, when the budgets are in Redis: a TCP connection to the cache.
 
 The report names only the port, its backend kind, ``ok``/``unreachable``/``forbidden``, the error
 *class* and the probe's milliseconds, never a message (which could quote a name), and is cached for
@@ -78,9 +78,9 @@ def _probes(hub: Any) -> dict[str, tuple[str, Callable[[], None]]]:
         probes["events"] = ("eventgrid", _tcp(settings.eventgrid_topic_endpoint or "eventgrid.invalid", 443))
     else:
         probes["events"] = ("local", lambda: ports.events.pending(limit=1))
-    limiter = getattr(hub, "rate_limiter", None)
-    if limiter is not None and hasattr(limiter, "ping"):
-        probes["ratelimit"] = (type(limiter).__name__, limiter.ping)
+    if getattr(settings, "rate_limit_backend", "memory") == "redis" and getattr(settings, "redis_url", None):
+        url = settings.redis_url.get_secret_value()  # only its host and port are used
+        probes["ratelimit"] = ("redis", _tcp(url, 6380 if url.startswith("rediss:") else 6379))
     return probes
 
 

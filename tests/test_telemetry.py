@@ -280,3 +280,24 @@ def test_a_webhook_in_the_dev_host_is_one_trace_with_the_same_ids_in_every_log_l
     processed = [line for line in carrying if line.get("message_id") == event_id]
     assert processed, "the queue handler's lines carry the message id next to the event id"
     assert all(line.get("tenant_id") == "tenant-a" and line.get("integration_id") == "gh-1" for line in processed)
+
+
+def test_health_probes_redis_when_the_budgets_live_there(hub: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from pydantic import SecretStr
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    monkeypatch.setattr(hub.settings, "rate_limit_backend", "redis")
+    monkeypatch.setattr(hub.settings, "redis_url", SecretStr(f"redis://:pw@127.0.0.1:{port}/0"))
+    reset_cache()
+    try:
+        status, body = health_report(lambda: hub)
+    finally:
+        reset_cache()
+        server.close()
+    assert body["ports"]["ratelimit"]["status"] == "ok" and status == 200
+    assert "pw" not in json.dumps(body)
