@@ -239,7 +239,20 @@ TRACE_SCRIPT = textwrap.dedent(
                 break
             time.sleep(0.05)
         records = hub.repos.records.count(TENANT)
-        print(json.dumps({"event_id": event_id, "status": str(event.status), "records": records}))
+        label = {"action": "created", "label": {"id": 7, "name": "bug"}, "repository": sandbox._repository(),
+                 "sender": {"login": "sandbox-user", "id": 1, "type": "User"}}
+        answer = sandbox.send_webhook(f"{host.base_url}/api/webhooks/github/gh-1", WEBHOOK_SECRET, "label", label,
+                                      delivery_id="delivery-43")
+        assert answer.status_code == 202, answer.text
+        sync_event = answer.json()["event_id"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            runs = hub.repos.runs.query(TENANT)
+            if runs and all(str(r.status) != "running" for r in runs) and hub.ports.queue.active_count("sync-inbound") == 0:
+                break
+            time.sleep(0.05)
+        print(json.dumps({"event_id": event_id, "status": str(event.status), "records": records,
+                          "sync_event": sync_event, "runs": [r.id for r in runs]}))
     finally:
         host.stop()
         sandbox.stop()
@@ -274,12 +287,23 @@ def test_a_webhook_in_the_dev_host_is_one_trace_with_the_same_ids_in_every_log_l
     process = next(s for s in webhook_spans if s["name"].startswith("queue.process"))
     assert process["parent_id"] is not None and receive["context"]["trace_id"] == process["context"]["trace_id"]
 
+    # a webhook that starts a sync: its message and the run's page are in the webhook's trace
+    sync_spans = [s for s in spans if s.get("attributes", {}).get("ihub.event_id") == outcome["sync_event"]]
+    assert outcome["runs"], "the label event started a run"
+    run_spans = [s for s in spans if s.get("attributes", {}).get("ihub.run_id") in outcome["runs"]]
+    assert sync_spans and run_spans, [s["name"] for s in spans]
+    assert len({s["context"]["trace_id"] for s in sync_spans + run_spans}) == 1, "webhook, message, page: one trace"
+
     lines = [json.loads(line) for line in logs.read_text().splitlines() if line.startswith("{")]
     carrying = [line for line in lines if line.get("event_id") == event_id]
     assert any(line["logger"] == "ihub.telemetry" and "answered 202" in line["message"] for line in carrying)
     processed = [line for line in carrying if line.get("message_id") == event_id]
     assert processed, "the queue handler's lines carry the message id next to the event id"
     assert all(line.get("tenant_id") == "tenant-a" and line.get("integration_id") == "gh-1" for line in processed)
+    assert all(line.get("delivery_id") == "delivery-42" for line in processed), "the delivery id travels too"
+    paged = [line for line in lines if line.get("run_id") in outcome["runs"] and line.get("page") is not None]
+    assert paged and all(line.get("event_id") == outcome["sync_event"] for line in paged), paged[:3]
+    assert all(line.get("delivery_id") == "delivery-43" for line in paged)
 
 
 def test_health_probes_redis_when_the_budgets_live_there(hub: Any, monkeypatch: pytest.MonkeyPatch) -> None:
