@@ -248,7 +248,8 @@ TRACE_SCRIPT = textwrap.dedent(
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             runs = hub.repos.runs.query(TENANT)
-            if runs and all(str(r.status) != "running" for r in runs) and hub.ports.queue.active_count("sync-inbound") == 0:
+            idle = hub.ports.queue.active_count("sync-inbound") == 0
+            if runs and idle and all(str(r.status) != "running" for r in runs):
                 break
             time.sleep(0.05)
         print(json.dumps({"event_id": event_id, "status": str(event.status), "records": records,
