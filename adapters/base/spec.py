@@ -301,7 +301,9 @@ class MappingSpec(_Spec):
 
     ``version``: raise it when the mapping changes; stored raw data is re-mapped (no fetch).
     ``hook``: an adapter method ``(raw, fields) -> fields`` for the rare custom case.
-    ``writable``: canonical fields a local change may push back (plain ``copy`` paths).
+    ``writable``: canonical fields a local change may push back: a plain ``copy`` path is written
+    back as that field, or ``writes`` gives the provider's change as a JSON template where the
+    string ``"{value}"`` stands for the value (Notion's ``{"Name": {"title": [...]}}``).
     ``strategy``/``field_strategies``: conflict strategy of the stream and per-field overrides.
     """
 
@@ -312,6 +314,7 @@ class MappingSpec(_Spec):
     derived: tuple[DerivedMap, ...] = ()
     hook: str | None = None
     writable: tuple[str, ...] = ()
+    writes: dict[str, dict[str, Any]] = Field(default_factory=dict)
     strategy: ConflictStrategy = "field_merge"
     field_strategies: dict[str, ConflictStrategy] = Field(default_factory=dict)
 

@@ -48,3 +48,10 @@ SALESFORCE = {
         writable=("email", "phone", "title", "city", "first_name", "last_name"),
     ),
 }
+
+
+NOTION_WRITES = {  # a page's properties as Notion takes them in PATCH /v1/pages/{id}
+    "title": {"Name": {"title": [{"text": {"content": "{value}"}}]}},
+    "status": {"Status": {"status": {"name": "{value}"}}},
+    "due": {"Due": {"date": {"start": "{value}"}}},
+}

@@ -43,6 +43,7 @@ from adapters.base.spec import (
 )
 from adapters.base.verify import profiles
 from adapters.base.webhook_spec import EventRoute, ManualSetup, WebhookSpec
+from adapters.providers.mappings import NOTION_WRITES
 
 NOTION_VERSION = "2022-06-28"
 LISTING = PaginationSpec(
@@ -146,7 +147,8 @@ SPEC = ProviderSpec(
                 "title": "properties.Name.title.0.plain_text", "status": "properties.Status.status.name",
                 "due": "properties.Due.date.start", "url": "url",
                 "updated_at": FieldMap(path="last_edited_time", transform="date")},
-                links=(LinkMap(rel="assignee", path="properties.Assignee.people", item="id", entity_type="user"),)),
+                links=(LinkMap(rel="assignee", path="properties.Assignee.people", item="id", entity_type="user"),),
+                writable=("title", "status", "due"), writes=NOTION_WRITES),
             push=PushSpec(
                 create=PushOp(method="POST", path="/v1/pages", body={"parent": {"database_id": "{database_id}"}},
                               body_field="properties"),

@@ -211,17 +211,19 @@ class EntityService:
             entry["two_way"] = two_way(integration, record.get("stream"))
         return entry
 
-    def _save(self, tenant: str, entity: dict[str, Any], primary_container: str, primary: dict[str, Any]) -> None:
+    def _save(
+        self, tenant: str, entity: dict[str, Any], primary_container: str, primary: dict[str, Any], fields: set[str]
+    ) -> None:
         entity["updated_at"] = iso(utcnow())
         self._store.batch(
             self._entities, tenant, [BatchOp("upsert", entity["id"], doc=entity, if_match=entity.get("_etag"))]
         )
         if not primary.get("shared"):
             self._store.batch(primary_container, tenant, [BatchOp("patch", primary["id"], fields={"shared": True})])
-        self._push(tenant, entity)
+        self._push(tenant, entity, fields)
 
-    def _push(self, tenant: str, entity: dict[str, Any]) -> None:
-        pushes = pushes_for(entity, self._catalog)
+    def _push(self, tenant: str, entity: dict[str, Any], fields: set[str]) -> None:
+        pushes = pushes_for(entity, self._catalog, fields)
         if not pushes or self._outbox is None or self._integrations is None:
             return
         for integration_id in {p["integration_id"] for p in pushes}:
@@ -246,7 +248,7 @@ class EntityService:
             else:
                 entity["fields"][name] = value
             entity["times"][name], entity["field_source"][name] = now, "local"
-        self._save(tenant, entity, found[0], primary)
+        self._save(tenant, entity, found[0], primary, set(body["fields"]))
         return self.get(tenant, entity["id"])
 
     # ------------------------------------------------------------------ conflicts
@@ -295,7 +297,7 @@ class EntityService:
         self._store.batch(
             self._entities, tenant, [BatchOp("replace", entity["id"], doc=entity, if_match=entity["_etag"])]
         )
-        self._push(tenant, entity)
+        self._push(tenant, entity, {name})
         return {k: v for k, v in conflict.items() if not k.startswith("_")}
 
     # ------------------------------------------------------------------ dedupe review

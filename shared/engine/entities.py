@@ -75,17 +75,23 @@ def new_entity(tenant: str, entity_id: str, kind: str, owner_id: str, now: str) 
     }
 
 
-def pushes_for(entity: dict[str, Any], catalog: Catalog, skip: str | None = None) -> list[dict[str, Any]]:
-    """One push per two-way source whose base differs from the entity's fields on a writable field."""
+def pushes_for(entity: dict[str, Any], catalog: Catalog, fields: set[str] | None = None) -> list[dict[str, Any]]:
+    """One push per two-way source whose base differs from the entity's fields on a writable field.
+
+    ``fields``: only these fields (the ones a change just moved; None: every writable field). A
+    merge of two sources moves nothing by itself, so it pushes nothing: each source keeps its
+    own values until one of them, or the hub, changes a field.
+    """
     out = []
     for rec_id, src in entity["sources"].items():
-        if not src.get("two_way") or rec_id == skip:
+        if not src.get("two_way"):
             continue
         mapper = catalog.mapper(src["provider"], src["entity_type"])
         if mapper is None:
             continue
         base = src.get("base") or {}
-        diff = {k: entity["fields"].get(k) for k in mapper.writable if entity["fields"].get(k) != base.get(k)}
+        names = mapper.writable if fields is None else [k for k in mapper.writable if k in fields]
+        diff = {k: entity["fields"].get(k) for k in names if entity["fields"].get(k) != base.get(k)}
         changes = mapper.to_provider({k: v for k, v in diff.items() if v is not None})
         if changes:
             out.append(
@@ -113,6 +119,7 @@ class EntityMerger:
         self._records, self._derived = records
         self._catalog = catalog
         self.reads = 0
+        self.decided: list[Any] = []
 
     def load(self, tenant: str, ids: list[str]) -> dict[str, dict[str, Any]]:
         if not ids:
@@ -137,6 +144,7 @@ class EntityMerger:
         wanted = [j.entity_id for j in joins.values()] + [p.doc["entity_id"] for p in shared if p.doc]
         entities = self.load(tenant, wanted)
         touched: dict[str, dict[str, Any]] = {}
+        moved: dict[str, set[str]] = {}  # per entity, the fields a source's change moved (what is pushed)
         for rec_id, join in joins.items():
             plan = by_id[rec_id]
             assert plan.doc is not None
@@ -168,13 +176,20 @@ class EntityMerger:
             if entity is None:  # an entity document lost (never expected): the record is its own again
                 plan.doc.update({"shared": False})
                 continue
+            before = dict(entity["fields"])
             self._merge(integration, entity, plan, stream, now, ops)
+            after = entity["fields"]
+            moved.setdefault(eid, set()).update(
+                k for k in before.keys() | after.keys() if before.get(k) != after.get(k)
+            )
+            moved[eid].update(c.field for c in self.decided)  # a conflict decided for the hub's value
             touched[eid] = entity
         pushes: list[dict[str, Any]] = []
         for eid, entity in touched.items():
             entity["updated_at"] = now
             ops[self._entities].append(BatchOp("upsert", eid, doc=entity, if_match=entity.get("_etag")))
-            pushes += pushes_for(entity, self._catalog)
+            if moved.get(eid):
+                pushes += pushes_for(entity, self._catalog, moved[eid])
         return pushes
 
     @staticmethod
@@ -245,6 +260,7 @@ class EntityMerger:
         entity["fields"] = resolved
         entity["status"] = "waiting" if entity.get("pending") else "ok"
         src["base"] = dict(remote)
+        self.decided = merge.conflicts
 
 
 def _json(value: Any) -> Any:

@@ -176,6 +176,7 @@ class Mapper:
         self._derive_readers = [(d, m, reader(d.path)) for d, m in self.derived]
         self._link_readers = [(link, reader(link.path)) for link in spec.links]
         self.writable = {name: _write_path(spec.fields.get(name)) for name in spec.writable}
+        self._writes = spec.writes
 
     def fields(self, raw: dict[str, Any]) -> dict[str, Any]:
         """The canonical fields of ``raw`` (None values dropped, so absent and null are alike)."""
@@ -210,10 +211,25 @@ class Mapper:
         """Canonical field changes as the provider's field changes (writable ``copy`` fields only)."""
         out: dict[str, Any] = {}
         for name, value in changes.items():
-            path = self.writable.get(name)
-            if path is not None:
+            if name not in self.writable:
+                continue
+            template = self._writes.get(name)
+            if template is not None:
+                out.update(_fill(template, value))
+            elif (path := self.writable[name]) is not None:
                 out[path] = value
         return out
+
+
+def _fill(template: Any, value: Any) -> Any:
+    """``template`` with every ``"{value}"`` string replaced by ``value`` (its type kept)."""
+    if template == "{value}":
+        return value
+    if isinstance(template, dict):
+        return {k: _fill(v, value) for k, v in template.items()}
+    if isinstance(template, list):
+        return [_fill(v, value) for v in template]
+    return template
 
 
 def _write_path(spec: str | FieldMap | None) -> str | None:

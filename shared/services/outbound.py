@@ -112,7 +112,7 @@ class OutboundService:
         changes = msg.changes
         if msg.idempotency_key.startswith(f"{ENGINE_PUSH}-") and record is not None:
             self._refresh(integration, adapter, record)
-            changes = self._current_changes(integration, record)
+            changes = self._current_changes(integration, record, msg.changes)
             if not changes:
                 log.info("push %s is no longer needed (the values already agree)", msg.idempotency_key)
                 return
@@ -156,7 +156,8 @@ class OutboundService:
         delta, or a provider that fails here, is pushed as it stands.
         """
         spec = adapter.spec.streams.get((record.stream or "").split(":", 1)[0])
-        if spec is None or not record.source_updated_at or not (spec.delta_param or spec.delta_params):
+        delta = spec is not None and (spec.delta_param or spec.delta_params or spec.delta_body)
+        if spec is None or not record.source_updated_at or not delta:
             return
         stream, _, parent = (record.stream or "").partition(":")
         try:
@@ -174,7 +175,9 @@ class OutboundService:
         if mine:
             self._writer.write_page(integration, mine, stream=record.stream)
 
-    def _current_changes(self, integration: Integration, record: StoredRecord) -> dict[str, Any]:
+    def _current_changes(
+        self, integration: Integration, record: StoredRecord, asked: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """An engine push's changes as of now: the entity's fields against this source's base.
 
         A newer remote version stored since the push was asked for has been three-way merged
@@ -186,8 +189,8 @@ class OutboundService:
         if entity is None:
             return {}
         for push in pushes_for(entity, CATALOG):
-            if push["record_id"] == record.id:
-                return dict(push["changes"])
+            if push["record_id"] == record.id:  # only what the item was for: other differences stay put
+                return {k: v for k, v in push["changes"].items() if k in asked}
         return {}
 
     def _stored(self, integration: Integration, msg: OutboundMessage) -> StoredRecord | None:

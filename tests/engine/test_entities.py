@@ -198,3 +198,30 @@ def test_conflicts_on_a_shared_entity_follow_the_stream_strategy(env: Env) -> No
     view = svc.get(TENANT, ada["id"])
     assert view["status"] == "ok" and view["fields"]["title"] == "Mathematician"
     assert env.pushes[-1]["changes"] == {"Title": "Mathematician"}
+
+
+def test_a_merge_pushes_nothing_and_a_change_from_one_feed_reaches_the_other(env: Env) -> None:
+    slack = integration("slack", "sl", "users")
+    sf = integration("salesforce", "sf", "contacts", two_way=True)
+    env.writer.write_page(sf, [sf_contact("003A", "Ada", "Lovelace", "ada@example.com")], stream="contacts")
+    env.writer.write_page(slack, [slack_user("U1", "Ada Lovelace", "ada@example.com")], stream="users")
+    assert env.pushes == []  # two sources joined: nothing changed, each keeps its own values
+    # another feed changes a field both agreed on: it moves, and reaches the two-way source
+    env.writer.write_page(slack, [slack_user("U1", "Ada Lovelace", "ada@new.example", updated=2)], stream="users")
+    [push] = env.pushes
+    assert (push["integration_id"], push["external_id"], push["changes"]) == (
+        "sf",
+        "003A",
+        {"Email": "ada@new.example"},
+    )
+    # a field they disagreed on since the merge (title: CTO here, Engineer in Slack) is a conflict, not a silent flip
+    user = slack_user("U1", "Ada Lovelace", "ada@new.example", updated=3)
+    user.data["profile"]["title"] = "Countess"
+    env.writer.write_page(slack, [user], stream="users")
+    [conflict] = env.docs("conflicts")
+    assert (conflict["field"], conflict["base"], conflict["local"], conflict["remote"]) == (
+        "title",
+        "Engineer",
+        "CTO",
+        "Countess",
+    )
