@@ -193,6 +193,8 @@ def run_worker(job: WorkerJob) -> dict[str, Any]:
     streak = [0] * len(conns)
     sent = deferred = limited = worst_streak = 0
     by_bucket: Counter[str] = Counter()
+    kinds: list[list[str]] = [[] for _ in conns]
+    worst_kinds: list[str] = []
     decisions_real = 0.0
     with SimAdapter(rate_limits=limiter, timeout=10.0) as adapter:
         start = _wait_for_start(job)
@@ -217,7 +219,9 @@ def run_worker(job: WorkerJob) -> dict[str, Any]:
                 deferred += 1
                 by_bucket[_kind(exc.bucket)] += 1
                 streak[n] += 1
-                worst_streak = max(worst_streak, streak[n])
+                kinds[n].append(_kind(exc.bucket))
+                if streak[n] > worst_streak:
+                    worst_streak, worst_kinds = streak[n], list(kinds[n])
                 assert exc.retry_at is not None
                 heapq.heappush(heap, (exc.retry_at.timestamp(), n))
                 continue
@@ -228,10 +232,11 @@ def run_worker(job: WorkerJob) -> dict[str, Any]:
             sent += 1
             pages[n] += 1
             streak[n] = 0
+            kinds[n] = []
             heapq.heappush(heap, (clock(), n))  # the next page is enqueued at once
     limiter.close()
     return {"sent": sent, "deferred": deferred, "limited": limited, "max_deferrals_in_a_row": worst_streak,
-            "deferred_by": dict(by_bucket),
+            "deferred_by": dict(by_bucket), "worst_streak_by": worst_kinds,
             "deferral_decision_seconds": decisions_real}
 
 
@@ -314,6 +319,7 @@ def simulate(
         "deferrals_per_request": round(deferrals / sent, 3) if sent else None,
         "max_deferrals_in_a_row": max(r["max_deferrals_in_a_row"] for r in results),
         "deferred_by": dict(sum((Counter(r["deferred_by"]) for r in results), Counter())),
+        "worst_streak_by": max((r["worst_streak_by"] for r in results), key=len),
     }
 
 

@@ -8,6 +8,7 @@ queue handler reschedules the message for then.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import re
@@ -62,6 +63,8 @@ class RequestContext:
     """Who is asking (``interactive``, ``webhook``, ``scheduled``, ``backfill``): see :mod:`shared.ratelimit`."""
     budgets: tuple[Any, ...] = ()
     """The :class:`shared.ratelimit.Budget` values that apply to this request (every level)."""
+    request_key: str = ""
+    """Identifies the request across reschedules (method, URL, body): a long-deferred one ages up in priority."""
     usage: Callable[[httpx.Response], tuple[float, float | None, float | None] | None] | None = None
     """Reads ``(remaining, reset epoch or None, limit or None)`` from a response (the adapter's spec)."""
 
@@ -239,6 +242,8 @@ class RateLimitPolicy:
 
     def send(self, request: httpx.Request, ctx: RequestContext, next_: SendFn) -> httpx.Response:
         key = ctx.bucket_key
+        if not ctx.request_key:
+            ctx.request_key = _request_key(request)
         self._state.admit(ctx)  # raises RateLimited (never sleeps) while a block or a budget forbids it
         ctx.strikes = self._state.strikes(key)
         try:
@@ -454,6 +459,16 @@ def redact_text(text: str) -> str:
     for pattern, replacement in _REDACT_TEXT:
         text = pattern.sub(replacement, text)
     return text
+
+
+def _request_key(request: httpx.Request) -> str:
+    """The same page asked again after a reschedule has the same key (method, URL, body)."""
+    digest = hashlib.blake2b(f"{request.method} {request.url}".encode(), digest_size=12)
+    try:
+        digest.update(request.content)
+    except httpx.RequestNotRead:  # a streaming body: the URL alone
+        pass
+    return digest.hexdigest()
 
 
 def _iso(epoch: float) -> str:

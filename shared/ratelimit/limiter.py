@@ -25,12 +25,15 @@ import httpx
 
 from shared.errors import RateLimited
 from shared.http import RateLimitState, RequestContext
-from shared.ratelimit.model import LEVELS, LOW, PRIORITY_RANK, BucketView, Budget, Override
+from shared.ratelimit.model import HIGH, LEVELS, LOW, PRIORITY_RANK, BucketView, Budget, Override
 from shared.ratelimit.port import BudgetBackend
 
 log = logging.getLogger("ihub.ratelimit")
 
 AIMD_DECREASE = 0.5
+AGING_AFTER = 3
+"""Deferrals of the same request (``ctx.request_key``) after which low-priority work asks as high priority,
+so a page that keeps losing its slot to others gets the reserved part of the burst (no starvation)."""
 
 
 class BudgetDeferred(RateLimited):
@@ -85,6 +88,7 @@ class RateLimiter(RateLimitState):
         self._overrides_at = -1e18
         self._adjusted: dict[tuple[Budget, str, str], Budget | None] = {}
         self._blocks: dict[str, Budget] = {}
+        self._deferrals: dict[str, int] = {}
 
     # ------------------------------------------------------------------ overrides
 
@@ -164,11 +168,20 @@ class RateLimiter(RateLimitState):
     def admit(self, ctx: RequestContext) -> None:
         """Charge every budget of the request, or raise :class:`BudgetDeferred` with the earliest time."""
         budgets = self.budgets_of(ctx)
-        decision = self.backend.acquire(
-            budgets, tenant=ctx.tenant, priority=PRIORITY_RANK.get(ctx.priority, LOW), now=self._clock()
-        )
+        priority = PRIORITY_RANK.get(ctx.priority, LOW)
+        ticket = ctx.request_key
+        aged = self._deferrals.get(ticket, 0) if ticket else 0
+        if aged >= AGING_AFTER:
+            priority = HIGH
+        decision = self.backend.acquire(budgets, tenant=ctx.tenant, priority=priority, now=self._clock())
         if decision.allowed:
+            if aged:
+                self._deferrals.pop(ticket, None)
             return
+        if ticket:
+            if len(self._deferrals) > 100_000:
+                self._deferrals.clear()
+            self._deferrals[ticket] = aged + 1
         at = datetime.fromtimestamp(decision.retry_at, UTC)
         raise BudgetDeferred(
             f"{ctx.provider} budget {decision.bucket} permits this request at {at.isoformat(timespec='seconds')} "

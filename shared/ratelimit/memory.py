@@ -165,7 +165,7 @@ class InProcessBudgets:
                     share = interval * active_count
                     fair = self._state(budget.key + FAIR_SEP + tenant, None)
                     fair_tat = (fair.tat if fair.tat > now else now) + share * cost
-                    fair_at = fair_tat - FAIR_BURST * share
+                    fair_at = fair_tat - (FAIR_BURST if priority == LOW else FAIR_BURST + 1) * share
                     if fair_at > now + EPSILON:
                         if fair_at > worst:
                             worst, worst_state, owner, worst_interval = fair_at, fair, state, share

@@ -36,8 +36,9 @@ PRIORITY_RANK: dict[str, int] = {"interactive": HIGH, "webhook": HIGH, "schedule
 PRIORITY_RESERVE = 0.2
 """Share of a budget's burst that low-priority (scheduled, backfill) work may not use."""
 
-FAIR_BURST = 3.0
-"""Burst of a tenant's fair share of an app budget (lets a tenant that lost a slot catch up)."""
+FAIR_BURST = 2.0
+"""Burst of a tenant's fair share of an app budget (lets a tenant that lost a slot catch up); high-priority
+work (and a request deferred again and again, see ``shared.ratelimit.limiter.AGING_AFTER``) gets one more."""
 
 
 @dataclass(frozen=True, slots=True)

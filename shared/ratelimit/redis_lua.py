@@ -95,7 +95,9 @@ local function decide(req)
           local ft = tonumber(fs[1]) or 0
           if ft < now then ft = now end
           local fnew = ft + share * cost
-          local fat = fnew - fair_burst * share
+          local fburst = fair_burst
+          if high then fburst = fair_burst + 1 end
+          local fat = fnew - fburst * share
           if fat > now + 0.000001 then
             if fat > worst then
               worst, worst_key, worst_owner, worst_interval, worst_fair = fat, fkey, key, share, true

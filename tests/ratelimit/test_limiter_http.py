@@ -118,3 +118,24 @@ def test_webhook_and_interactive_work_keep_a_share_of_the_burst_that_backfill_ca
         with work_priority("webhook"):
             adapter.fetch_page(conn(sandbox), "issues", None, None)  # still room for a webhook's page
     assert 0 < scheduled < 10
+
+
+def test_a_request_deferred_again_and_again_ages_into_the_reserved_part_of_the_burst() -> None:
+    from shared.http import RequestContext
+    from shared.ratelimit.model import Budget
+    from tests.ratelimit.conftest import FakeClock
+
+    clock = FakeClock()
+    limiter = RateLimiter(InProcessBudgets(clock), clock=clock)
+    budget = Budget("p:conn", "conn", "integration", limit=10, window=3600, burst=10, strict=False)
+
+    def ask(key: str) -> bool:
+        try:
+            limiter.admit(RequestContext(provider="p", connection_key="t:i", tenant="t", budgets=(budget,),
+                                         request_key=key))
+        except BudgetDeferred:
+            return False
+        return True
+
+    assert sum(ask(f"page-{n}") for n in range(10)) == 8  # scheduled work leaves 2 of 10 for others
+    assert [ask("page-x") for _ in range(4)] == [False, False, False, True]  # the 4th try may use the reserve
