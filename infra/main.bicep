@@ -60,10 +60,7 @@ param maximumInstanceCount int = 100
 @maxValue(1000)
 param httpPerInstanceConcurrency int = 16
 
-@description('Private networking (VNet integration, private endpoints) is not built by this template; see infra/README.md. Must stay false.')
-@allowed([
-  false
-])
+@description('Reserved: private networking (VNet integration, private endpoints) is not built by this template yet, see infra/README.md; the value is only recorded as a tag.')
 param enablePrivateNetworking bool = false
 
 var tags = {
