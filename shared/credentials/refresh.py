@@ -32,6 +32,8 @@ from shared.services.credentials import CredentialService, StoredCredential
 log = logging.getLogger("ihub.tokens")
 
 Outcome = Literal["refreshed", "fresh", "waited"]
+TRANSIENT = "transient"
+"""What a holder records on its lease when the provider failed transiently (waiters give up too)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ class CredentialRefresher:
                 waited = True
                 self._leases.wait_released(integration.tenant_id, name, deadline)
                 refused = self._leases.refusal_since(integration.tenant_id, name, started)
+                if refused == TRANSIENT:  # the provider is failing for the holder: do not pile on
+                    raise RetryLater(f"the refresh of {integration.id} failed transiently elsewhere; try again")
                 if refused is not None:  # the holder was refused: so would we be
                     raise GrantRejected(f"{integration.provider} refused the grant: {refused}", error=refused)
                 stored = self._credentials.read(name)
@@ -134,6 +138,9 @@ class CredentialRefresher:
                     fresh = self._mint(integration, stored.credential)
                 except GrantRejected as exc:
                     error = exc.error
+                    raise
+                except RetryLater:
+                    error = TRANSIENT
                     raise
                 lease = self._leases.confirm(lease)  # a stale holder is refused here and writes nothing
                 props = self._credentials.put(integration, fresh, fence=lease.fence)

@@ -203,3 +203,29 @@ def test_thirty_threads_against_slack_rotation_refresh_once(tmp_path: Path) -> N
         r.close()
     finally:
         sandbox.stop()
+
+
+def test_waiters_do_not_pile_on_a_failing_provider(tmp_path: Path, oauth_sandbox: GitHubOAuthSandbox) -> None:
+    from shared.errors import RetryLater
+
+    r = rig(tmp_path, oauth_sandbox.base_url)
+    store_grant(r, _grant(oauth_sandbox), integration())
+    oauth_sandbox.fail_next(503, times=100)  # down for everyone
+    barrier = threading.Barrier(10)
+    errors: list[str] = []
+
+    def racer() -> None:
+        barrier.wait()
+        try:
+            r.refresher.refresh(integration())
+        except RetryLater as exc:
+            errors.append(exc.code)
+
+    threads = [threading.Thread(target=racer) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == ["retry_later"] * 10
+    assert oauth_sandbox.refresh_calls == 3  # the holder's three tries with backoff; the waiters made none
+    r.close()
