@@ -39,6 +39,8 @@ from shared.engine.mapping import Derived, Mapper
 from shared.ports.documents import BatchKind, BatchOp, DocumentExists, DocumentStore, PreconditionFailed, Where
 
 _SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+KNOWN_DERIVED = 10_000
+"""Derived records a writer remembers as stored (author persons repeat on every page)."""
 _IN_CHUNK = 500
 
 
@@ -62,7 +64,7 @@ def entity_id_of(record_id: str) -> str:
     return f"ent-{digest}" if prefix == "rec" and digest else doc_id("ent", record_id)
 
 
-@dataclass
+@dataclass(slots=True)
 class Planned:
     """One record's decision within a page."""
 
@@ -109,6 +111,7 @@ class PageWriter:
         self.catalog = catalog
         self.outbox = outbox
         self.dedupe = Deduper(store, (self.records, self.derived), self.proposals)
+        self._known: dict[tuple[str, str], str] = {}  # (tenant, derived record id) -> the digest this writer stored
 
     # ------------------------------------------------------------------ reading
 
@@ -189,9 +192,18 @@ class PageWriter:
             self.store.batch(self.records, tenant, [*records_ops, *ops])
             outcome.writes += len(ops) + len(records_ops)
         outcome.results = [p.result for p in plans]
+        self._remember(tenant, derived)
         if outcome.pushes and self.outbox is not None:
             self.outbox(integration, outcome.pushes)
         return outcome
+
+    def _remember(self, tenant: str, derived: list[Planned]) -> None:
+        """Derived records now stored as planned (a bounded memory: it only saves re-reading them)."""
+        if len(self._known) > KNOWN_DERIVED:
+            self._known.clear()
+        for plan in derived:
+            if not plan.entity.deleted:
+                self._known[(tenant, plan.rec_id)] = plan.digest
 
     def _plan(self, integration: Integration, entity: Entity, mappers: dict[str, Mapper | None]) -> Planned:
         rec_id = StoredRecord.make_id(integration.tenant_id, integration.id, entity.entity_type, entity.external_id)
@@ -279,6 +291,8 @@ class PageWriter:
                 entity = Entity(d.entity_type, d.external_id, d.data)
                 rec_id = StoredRecord.make_id(integration.tenant_id, integration.id, d.entity_type, d.external_id)
                 data_bytes, digest = encode_data(d.data)
+                if self._known.get((integration.tenant_id, rec_id)) == digest:
+                    continue  # this writer stored exactly this copy already (the same author, page after page)
                 found[rec_id] = Planned(
                     entity,
                     rec_id,
