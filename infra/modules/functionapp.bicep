@@ -106,6 +106,27 @@ var appSettings = {
   SYNC_SCHEDULE: '0 */1 * * * *'
   TOKEN_REFRESH_SCHEDULE: '0 */5 * * * *'
   SUBSCRIPTION_RENEW_SCHEDULE: '0 */10 * * * *'
+  // behaviour: the settings model's defaults, stated so an operator sees and tunes them here
+  WEBHOOK_MAX_BODY_BYTES: '26214400'
+  WEBHOOK_INLINE_MAX_BYTES: '65536'
+  WEBHOOK_EVENT_TTL_SECONDS: '2592000'
+  WEBHOOK_SWEEP_AFTER_SECONDS: '120'
+  IHUB_WEBHOOK_CERTS_URLS: '{}'
+  TOKEN_REFRESH_WINDOW_SECONDS: '900'
+  TOKEN_REFRESH_CONCURRENCY: '16'
+  CREDENTIAL_EXPIRY_NOTICE_DAYS: '14'
+  IHUB_OAUTH_BASE_URLS: '{}'
+  SYNC_STALE_RUN_SECONDS: '3600'
+  IHUB_PROVIDER_BASE_URLS: '{}'
+  IHUB_HTTP_TIMEOUT_SECONDS: '30'
+  IHUB_MAX_RETRY_WAIT_SECONDS: '3900'
+  IHUB_RATE_LIMIT_BACKEND: 'memory'
+  IHUB_RATE_LIMIT_OVERRIDES: '[]'
+  IHUB_RATE_LIMIT_FAIL_CLOSED_SECONDS: '30'
+  IHUB_RATE_LIMIT_FALLBACK_SHARE: '0.25'
+  // telemetry: Application Insights (above); the dev host's exporters stay off
+  IHUB_TRACES_EXPORTER: 'none'
+  IHUB_LOG_FORMAT: 'text'
 }
 
 // Settings of the optional parts, set only when the part is deployed. The cache accepts only

@@ -38,8 +38,22 @@ HOST_SETTINGS = re.compile(
 )
 """App settings that are read by the Functions host or the Azure SDKs, not by the settings model."""
 
+NOT_IN_AZURE = {
+    "secret_key": "the embedded secret store's key; Key Vault needs none",
+    "secret_key_file": "the embedded secret store's key file",
+    "queue_lock_seconds": "the embedded queue's peek-lock; Service Bus's lockDuration is the queues' property",
+    "cosmos_key": "an account key: the identity's data-plane role replaces it (keys are disabled)",
+    "servicebus_connection_string": "the emulator's connection string: the identity-based form is set",
+    "blob_connection_string": "an account key: the identity's Blob role replaces it (shared keys are disabled)",
+    "oauth_state_key": "the app keeps a random state key in the secret store (Key Vault) when none is set",
+    "max_pages_per_run": "no default: each stream's own ceiling from its spec applies",
+    "traces_file": "the dev host's console exporter only (Application Insights in Azure)",
+}
+"""Settings the Azure deployment leaves unset, each with the reason."""
 LOCAL_ONLY = {"secret_key", "secret_key_file", "queue_lock_seconds"}
 """Settings of the embedded backends only (the Azure backends never read them)."""
+DIFFERS_IN_AZURE = {"data_dir"}
+"""Settings Azure sets to something other than the model's default (besides the backends)."""
 
 
 # --------------------------------------------------------------------------- the code's side
@@ -300,6 +314,31 @@ def test_every_app_setting_is_a_name_the_settings_model_or_the_host_reads(inv: A
             f"app setting {name} in {SETTINGS} is read by nothing: add it to shared/config.py Settings or remove it"
         )
     assert "FUNCTIONS_WORKER_RUNTIME" not in inv.app_settings(), "Flex Consumption refuses FUNCTIONS_WORKER_RUNTIME"
+
+
+def test_every_setting_of_the_model_is_set_in_azure_or_has_a_reason_not_to_be(inv: Any) -> None:
+    settings = inv.app_settings()
+    for field, info in Settings.model_fields.items():
+        alias = _alias(field)
+        if field in NOT_IN_AZURE:
+            assert alias not in settings, f"{alias} is set in {SETTINGS}, but {NOT_IN_AZURE[field]}"
+            continue
+        default = info.get_default(call_default_factory=True)
+        shown = json.dumps(default) if isinstance(default, dict | list) else str(default)
+        assert alias in settings, (
+            f"{alias} ({field} in shared/config.py) is not an app setting: add {alias}: '{shown}' to {SETTINGS},"
+            " or give the reason it stays unset in Azure in NOT_IN_AZURE (tests/infra/test_cross_check.py)"
+        )
+        value = settings[alias]
+        if field.endswith("_backend") or field in DIFFERS_IN_AZURE or not isinstance(value, str) or "${" in value:
+            continue
+        parsed = Settings.model_validate({alias: value})
+        if getattr(parsed, field) != default and default is not None:
+            # a value other than the default is deliberate only under a parameter (the Premium tier, say)
+            plain = inventory_module.load().app_settings().get(alias)
+            assert plain is None or getattr(Settings.model_validate({alias: plain}), field) == default, (
+                f"{alias} is '{plain}' in {SETTINGS} but the settings model's default is '{shown}': align them"
+            )
 
 
 def test_resource_name_settings_and_binding_expressions_are_all_set(inv: Any) -> None:
