@@ -324,14 +324,12 @@ def simulate(
 
 
 def rate_limit_simulation(redis_url: str | None = None) -> dict[str, Any]:
-    """The ``rate_limit_simulation`` benchmark: the in-process run, and the 4-process Redis run."""
+    """The ``rate_limit_simulation`` benchmark: the in-process run and the 4-process Redis run; the top-level
+    ``provider_429s``, ``utilisation`` and ``max_fairness_deviation`` are the worse of the two."""
     from tests.ratelimit.redis_server import RedisServer, RedisUnavailable
 
     memory = simulate(backend="memory")
     report: dict[str, Any] = {
-        "provider_429s": memory["provider_429s"],
-        "utilisation": memory["utilisation"],
-        "max_fairness_deviation": memory["max_fairness_deviation"],
         "targets": {"provider_429s": 0, "utilisation_min": 0.9, "max_fairness_deviation": 0.2},
         "in_process": memory,
     }
@@ -346,6 +344,12 @@ def rate_limit_simulation(redis_url: str | None = None) -> dict[str, Any]:
     finally:
         if server is not None:
             server.close()
+    runs = [r for r in (memory, report["redis_4_workers"]) if "provider_429s" in r]
+    report.update(  # the worse of the two runs
+        provider_429s=max(r["provider_429s"] for r in runs),
+        utilisation=min(r["utilisation"] for r in runs),
+        max_fairness_deviation=max(r["max_fairness_deviation"] for r in runs),
+    )
     return report
 
 

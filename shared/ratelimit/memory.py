@@ -21,6 +21,8 @@ FAIR_MIN_HORIZON = 10.0
 FAIR_HORIZON_INTERVALS = 4.0
 """...or this many of its fair-share intervals, whichever is longer."""
 FAIR_SEP = "|fair|"
+SWEEP_SECONDS = 300.0
+"""How often idle buckets are forgotten (a bucket idle for two of its windows is full again anyway)."""
 EPSILON = 1e-6
 """Seconds of float rounding forgiven when a slot comes due (epoch seconds carry ~1e-7 s of error)."""
 
@@ -84,6 +86,19 @@ class InProcessBudgets:
         self._active: dict[str, _Active] = {}
         self._overrides: dict[str, Override] = {}
         self._lock = threading.Lock()
+        self._sweep_at = 0.0
+
+    def _sweep(self, now: float) -> None:
+        """Forget buckets idle for two windows (full again, nothing blocked, waiting or learned)."""
+        with self._lock:
+            self._sweep_at = now + SWEEP_SECONDS
+            idle = [
+                key for key, s in self._states.items()
+                if s.tat + 2 * (s.budget.window if s.budget is not None else SWEEP_SECONDS) < now
+                and s.blocked < now and s.wait < now and s.learned_until < now and s.factor >= 1.0 and not s.strikes
+            ]
+            for key in idle:
+                del self._states[key]
 
     # ------------------------------------------------------------------ decisions
 
@@ -117,6 +132,10 @@ class InProcessBudgets:
         """See :meth:`shared.ratelimit.port.BudgetBackend.acquire`."""
         if now is None:
             now = self._clock()
+        states = self._states
+        due = now + EPSILON
+        if now >= self._sweep_at:
+            self._sweep(now)
         with self._lock:
             charges: list[tuple[_State, float]] = []
             worst = 0.0
@@ -125,7 +144,7 @@ class InProcessBudgets:
             worst_interval = 0.0
             remaining = math.inf
             for budget in budgets:
-                state = self._states.get(budget.key)
+                state = states.get(budget.key)
                 if state is None or state.budget is not budget:
                     state = self._state(budget.key, budget)
                 active_count = 0
@@ -153,7 +172,7 @@ class InProcessBudgets:
                 tat = state.tat if state.tat > now else now
                 new_tat = tat + interval * cost
                 allow_at = new_tat - capacity * interval
-                if allow_at > now + EPSILON:
+                if allow_at > due:
                     if allow_at > worst:
                         worst, worst_state, owner, worst_interval = allow_at, state, state, interval
                     continue
@@ -166,7 +185,7 @@ class InProcessBudgets:
                     fair = self._state(budget.key + FAIR_SEP + tenant, None)
                     fair_tat = (fair.tat if fair.tat > now else now) + share * cost
                     fair_at = fair_tat - (FAIR_BURST if priority == LOW else FAIR_BURST + 1) * share
-                    if fair_at > now + EPSILON:
+                    if fair_at > due:
                         if fair_at > worst:
                             worst, worst_state, owner, worst_interval = fair_at, fair, state, share
                         continue
