@@ -142,7 +142,8 @@ def send_provider_webhooks(
 ) -> dict[str, list[int]]:
     """Each provider's sandbox (or its documented delivery, signed with the provider's scheme) sends webhooks.
 
-    Slack: a signed Events API message; Salesforce: a signed Apex callout with two accounts;
+    Slack: a signed Events API message; Salesforce: a signed Apex callout with two accounts; a
+    custom source: three Standard Webhooks deliveries;
     Notion: the subscription's verification request (its token becomes the webhook secret),
     then a signed ``page.content_updated`` the hub answers by fetching the page; Google: the hub
     opens its watch channels at the sandbox, a new calendar event makes the sandbox notify them.
@@ -180,6 +181,15 @@ def send_provider_webhooks(
     page_id = next(iter(notion.workspace.pages))
     statuses["notion"] = [answer.status_code, notion.send_event(
         subscription, notion.build_event(subscription, "page.content_updated", page_id)).status_code]
+    from sandbox.custom_source import CustomSourceSandbox
+
+    whsec = "whsec_ZGVtby1jdXN0b20tc291cmNlLWtleS0zMmJ5dGVz"
+    _ok(http.post("/manage/integrations", json={"id": "webhook-demo", "provider": "webhook", "streams": [],
+                                                "display_name": "A custom source (Standard Webhooks)"}), 201)
+    _ok(http.put("/manage/integrations/webhook-demo/credential", json={"webhook_secret": whsec}), 200)
+    source = CustomSourceSandbox(records=3)  # not started: it only sends
+    statuses["webhook"] = [source.send_webhook(f"{api}/webhooks/webhook/webhook-demo", whsec, "record.updated",
+                                               record).status_code for record in source.records()]
     google = sandboxes["google"]
     _ok(http.post("/manage/integrations/google-demo/subscriptions"), 200)
     google.create_event("Demo review")
