@@ -139,3 +139,29 @@ def test_a_request_deferred_again_and_again_ages_into_the_reserved_part_of_the_b
 
     assert sum(ask(f"page-{n}") for n in range(10)) == 8  # scheduled work leaves 2 of 10 for others
     assert [ask("page-x") for _ in range(4)] == [False, False, False, True]  # the 4th try may use the reserve
+
+
+def test_a_salesforce_org_near_its_quota_keeps_the_reserve_and_never_meets_request_limit_exceeded(
+    limiter: RateLimiter,
+) -> None:
+    from adapters.providers.salesforce import SalesforceAdapter
+    from sandbox.salesforce import SalesforceSandbox
+
+    with SalesforceSandbox(accounts=200, batch_size=10, token=TOKEN, daily_limit=40) as sb, \
+            SalesforceAdapter(rate_limits=limiter, timeout=10.0) as adapter:
+        sb.quota.used = 28  # 12 left of 40; 20% (8) is the customer's
+        conn = Connection("tenant-a", "sf-1", sb.base_url, SecretStr(TOKEN), {"instance_url": sb.base_url})
+        outcomes = []
+        token = None
+        for _ in range(10):
+            try:
+                page = adapter.fetch_page(conn, "accounts", None, token)
+                token = page.next_token
+                outcomes.append("sent")
+            except BudgetDeferred as exc:
+                outcomes.append("deferred")
+                assert exc.retry_at is not None
+        assert outcomes[0] == "sent" and outcomes.count("sent") <= 3 and "deferred" in outcomes
+        assert sb.quota.used <= 40 - 8  # the reserve was never touched, and no 403 REQUEST_LIMIT_EXCEEDED
+    view = next(v for v in limiter.views() if v.name == "org_daily")
+    assert view.remaining <= 4 and view.deferred >= 1
