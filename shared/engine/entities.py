@@ -90,7 +90,8 @@ def pushes_for(entity: dict[str, Any], catalog: Catalog, fields: set[str] | None
         if mapper is None:
             continue
         base = src.get("base") or {}
-        names = mapper.writable if fields is None else [k for k in mapper.writable if k in fields]
+        waiting = entity.get("pending") or {}  # a manual conflict holds its field until it is resolved
+        names = [k for k in mapper.writable if (fields is None or k in fields) and k not in waiting]
         diff = {k: entity["fields"].get(k) for k in names if entity["fields"].get(k) != base.get(k)}
         changes = mapper.to_provider({k: v for k, v in diff.items() if v is not None})
         if changes:
@@ -260,7 +261,8 @@ class EntityMerger:
         entity["fields"] = resolved
         entity["status"] = "waiting" if entity.get("pending") else "ok"
         src["base"] = dict(remote)
-        self.decided = merge.conflicts
+        waiting_fields = {c.field for c, _ in pending}
+        self.decided = [c for c in merge.conflicts if c.field not in waiting_fields]
 
 
 def _json(value: Any) -> Any:

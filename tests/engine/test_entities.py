@@ -225,3 +225,31 @@ def test_a_merge_pushes_nothing_and_a_change_from_one_feed_reaches_the_other(env
         "CTO",
         "Countess",
     )
+
+
+def test_a_manual_conflict_holds_its_field_until_an_operator_resolves_it(env: Env) -> None:
+    gh = integration("github", "gh", "issues", two_way=True, conflict_strategy="manual")
+    raw = {
+        "id": 1,
+        "number": 1,
+        "title": "Crash",
+        "body": "b",
+        "state": "open",
+        "labels": [],
+        "assignees": [],
+        "user": {"login": "octocat", "id": 1},
+        "updated_at": "2024-01-01T00:00:00Z",
+    }
+    env.writer.write_page(gh, [Entity("issue", "1", raw, raw["updated_at"])], stream="issues")
+    svc = service(env, gh)
+    [task] = svc.list_entities(TENANT, {"type": "task"})["entities"]
+    svc.change(TENANT, task["id"], {"fields": {"title": "Local"}})
+    env.pushes.clear()  # that push is not delivered: GitHub changes the title meanwhile, and the body
+    remote = {**raw, "title": "Remote", "body": "remote body", "updated_at": "2024-01-02T00:00:00Z"}
+    env.writer.write_page(gh, [Entity("issue", "1", remote, remote["updated_at"])], stream="issues")
+    assert env.pushes == []  # the body came from GitHub itself; the title waits for an operator
+    [open_] = svc.conflicts(TENANT, {"status": "open"})
+    assert svc.get(TENANT, task["id"])["fields"]["description"] == "remote body"
+    svc.resolve(TENANT, open_["id"], {"value": "Chosen"})
+    [push] = env.pushes
+    assert push["changes"] == {"title": "Chosen"}
