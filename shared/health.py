@@ -11,7 +11,8 @@ reachable *with the app's credentials* (a missing role shows as ``forbidden``):
   count their own tables;
 - rate limits, when the budgets are in Redis: a TCP connection to the cache.
 
-The report names only the port, its backend kind, ``ok``/``unreachable``/``forbidden``, the error
+Probes run at once, each bounded by :data:`PROBE_TIMEOUT_SECONDS` (then ``timeout``). The report
+names only the port, its backend kind, ``ok``/``unreachable``/``forbidden``/``timeout``, the error
 *class* and the probe's milliseconds, never a message (which could quote a name), and is cached for
 :data:`CACHE_SECONDS` so a load balancer polling it costs nothing.
 """
@@ -22,6 +23,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,6 +32,7 @@ from shared.errors import ConfigurationError
 CACHE_SECONDS = 10.0
 PROBE_ID = "ihub-health-probe"
 CONNECT_TIMEOUT_SECONDS = 3.0
+PROBE_TIMEOUT_SECONDS = 5.0
 
 _cache: tuple[float, int, dict[str, Any]] | None = None
 _lock = threading.Lock()
@@ -99,6 +102,21 @@ def _run(probe: Callable[[], None]) -> dict[str, Any]:
     return report
 
 
+def _run_all(probes: dict[str, tuple[str, Callable[[], None]]]) -> dict[str, dict[str, Any]]:
+    """Every probe at once, each bounded by :data:`PROBE_TIMEOUT_SECONDS` (a hung backend is ``timeout``)."""
+    pool = ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="health")
+    try:
+        futures = {name: pool.submit(_run, probe) for name, (_, probe) in probes.items()}
+        wait(futures.values(), timeout=PROBE_TIMEOUT_SECONDS)
+        ports: dict[str, dict[str, Any]] = {}
+        for name, future in futures.items():
+            result = future.result() if future.done() else {"status": "timeout", "ms": PROBE_TIMEOUT_SECONDS * 1000}
+            ports[name] = {"backend": probes[name][0], **result}
+        return ports
+    finally:
+        pool.shutdown(wait=False)  # a hung probe's thread ends with its own timeout; nobody waits for it
+
+
 def health_report(
     hub_factory: Callable[[], Any], *, now: Callable[[], float] = time.monotonic
 ) -> tuple[int, dict[str, Any]]:
@@ -119,9 +137,7 @@ def health_report(
             body: dict[str, Any] = {"status": "error", "error": type(exc).__name__, "ports": {}}
             _cache = (now(), 503, body)
             return 503, body
-        ports = {}
-        for name, (backend, probe) in _probes(hub).items():
-            ports[name] = {"backend": backend, **_run(probe)}
+        ports = _run_all(_probes(hub))
         healthy = all(p["status"] == "ok" for p in ports.values())
         body = {"status": "ok" if healthy else "degraded", "ports": ports}
         from shared import telemetry

@@ -326,3 +326,24 @@ def test_health_probes_redis_when_the_budgets_live_there(hub: Any, monkeypatch: 
         server.close()
     assert body["ports"]["ratelimit"]["status"] == "ok" and status == 200
     assert "pw" not in json.dumps(body)
+
+
+def test_a_hung_backend_is_a_timeout_not_a_hung_health_check(hub: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    import shared.health as health
+
+    release = threading.Event()
+    monkeypatch.setattr(health, "PROBE_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(hub.ports.blobs, "exists", lambda *a, **k: release.wait(5))
+    reset_cache()
+    start = time.monotonic()
+    try:
+        status, body = health_report(lambda: hub)
+    finally:
+        release.set()
+        reset_cache()
+    assert time.monotonic() - start < 2
+    assert status == 503 and body["ports"]["blobs"]["status"] == "timeout"
+    assert body["ports"]["documents"]["status"] == "ok"
