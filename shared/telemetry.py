@@ -266,6 +266,9 @@ def _configure_exporter(env: Mapping[str, str]) -> str:
             client_id = parts.get("ClientId") or env.get("AZURE_CLIENT_ID") or None
             kwargs["credential"] = ManagedIdentityCredential(client_id=client_id)
         configure_azure_monitor(**kwargs)
+        hub_logger = logging.getLogger("ihub")
+        if hub_logger.level == logging.NOTSET:  # the correlated INFO lines (one per message) are exported too
+            hub_logger.setLevel(logging.INFO)
         name = "azure-monitor"
     else:
         kind = env.get("IHUB_TRACES_EXPORTER", "").strip().lower()
