@@ -496,6 +496,16 @@ class RateLimitExceeded(DomainEvent):
     """The rate-limit budget's bucket key the provider limited (issue 11), when known."""
 
 
+class CredentialExpiring(DomainEvent):
+    """A credential that cannot refresh itself will stop working (``expiry``) or is due for
+    rotation (``rotation_due``): published ahead of time (``shared.credentials.rotation``)."""
+
+    credential_type: str
+    reason: str
+    expires_at: Timestamp | None = None
+
+
 DOMAIN_EVENTS: dict[str, type[DomainEvent]] = {
-    cls.event_type(): cls for cls in (AppConnected, AppDisconnected, IntegrationFailed, DataSynced, RateLimitExceeded)
+    cls.event_type(): cls
+    for cls in (AppConnected, AppDisconnected, IntegrationFailed, DataSynced, RateLimitExceeded, CredentialExpiring)
 }

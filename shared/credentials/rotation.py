@@ -27,7 +27,7 @@ from shared.credentials.models import (
     RotationPolicy,
     WebhookSigningSecret,
 )
-from shared.domain import DomainEvent, Integration, Timestamp, doc_id, utcnow
+from shared.domain import CredentialExpiring, Integration, doc_id, utcnow
 from shared.errors import InvalidInput
 from shared.ports.documents import DocumentExists, DocumentStore
 from shared.services.credentials import CredentialService
@@ -36,14 +36,7 @@ from shared.services.events import DomainEvents
 log = logging.getLogger("ihub.credentials")
 
 ROTATABLE = (ApiKey, WebhookSigningSecret, ClientCertificate)
-
-
-class CredentialExpiring(DomainEvent):
-    """A credential will stop working (``expiry``) or is due for rotation (``rotation_due``)."""
-
-    credential_type: str
-    reason: str
-    expires_at: Timestamp | None = None
+__all__ = ["CredentialExpiring", "ExpiryNotices", "rotate", "rotation_due"]
 
 
 def rotate(
