@@ -23,7 +23,7 @@ from typing import Literal
 from pydantic import SecretStr
 
 from shared.credentials.exchange import Endpoints, GrantRejected, TokenExchange
-from shared.credentials.lease import FencedLeases
+from shared.credentials.lease import FencedLeases, Lease
 from shared.credentials.models import AnyCredential, is_due, secret_name
 from shared.domain import Integration
 from shared.errors import ReauthRequired, RetryLater
@@ -134,14 +134,21 @@ class CredentialRefresher:
                 if not self._due(stored, rejected, force=force):
                     status: Outcome = "waited" if waited else "fresh"
                     return RefreshOutcome(status, stored.credential, stored.properties.version, stored.fence)
+                held = [lease]
+
+                def keep_alive(held: list[Lease] = held) -> None:  # before a retry: extend, or stop if taken
+                    held[0] = self._leases.confirm(held[0])
+
                 try:
-                    fresh = self._mint(integration, stored.credential)
+                    fresh = self._mint(integration, stored.credential, keep_alive)
                 except GrantRejected as exc:
                     error = exc.error
                     raise
                 except RetryLater:
                     error = TRANSIENT
                     raise
+                finally:
+                    lease = held[0]
                 lease = self._leases.confirm(lease)  # a stale holder is refused here and writes nothing
                 props = self._credentials.put(integration, fresh, fence=lease.fence)
                 version = props.version
@@ -178,9 +185,13 @@ class CredentialRefresher:
             return _same(cred.bearer(), rejected)
         return is_due(cred, self.window_seconds)
 
-    def _mint(self, integration: Integration, cred: AnyCredential) -> AnyCredential:
+    def _mint(self, integration: Integration, cred: AnyCredential, keep_alive: Callable[[], None]) -> AnyCredential:
+        """The provider call, retried with backoff on transient failures; each retry first extends the
+        lease, so the provider is never called by a holder whose lease could have lapsed."""
         ep = self._endpoints(integration)
         for attempt in range(1, self._attempts + 1):
+            if attempt > 1:
+                keep_alive()
             try:
                 return self._exchange.renew(ep, cred)
             except GrantRejected as exc:
