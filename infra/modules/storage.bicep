@@ -11,6 +11,8 @@ param deadLetterPrincipalId string
 param deploymentContainerName string
 @description('Days before a claim-check blob (a queue body too large to travel) is deleted.')
 param claimCheckRetentionDays int = 14
+@description('Days before an archived webhook body is deleted: after its webhook_events document expires (WEBHOOK_EVENT_TTL_SECONDS, 30 days).')
+param webhookArchiveRetentionDays int = 31
 
 // The blob containers the code names in Settings.blob_container_* (the BLOB_CONTAINER_* app
 // settings); tests/infra/test_cross_check.py compares this list with the settings model.
@@ -25,6 +27,7 @@ var blobContainers = [
   }
 ]
 var claimCheckContainer = 'queue-claim-checks'
+var webhookArchiveContainer = 'webhook-archive'
 var deadLetterContainer = 'eventgrid-dead-letters'
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
@@ -119,7 +122,8 @@ resource deadLetters 'Microsoft.Storage/storageAccounts/blobServices/containers@
   }
 }
 
-// Claim checks outlive any queue message that points at them, then go.
+// Claim checks outlive any queue message that points at them, and archived webhook bodies the
+// event documents that point at them; then they go.
 resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
   parent: account
   name: 'default'
@@ -143,6 +147,28 @@ resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05
               baseBlob: {
                 delete: {
                   daysAfterModificationGreaterThan: claimCheckRetentionDays
+                }
+              }
+            }
+          }
+        }
+        {
+          name: 'expire-webhook-archive'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: [
+                '${webhookArchiveContainer}/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: webhookArchiveRetentionDays
                 }
               }
             }

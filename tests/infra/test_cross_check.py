@@ -254,9 +254,16 @@ def test_every_blob_container_the_code_names_exists_and_its_setting_matches(inv:
     (account,) = inv.of_type("Microsoft.Storage/storageAccounts")
     assert account.properties["allowSharedKeyAccess"] is False and account.properties["allowBlobPublicAccess"] is False
     (policy,) = inv.of_type("Microsoft.Storage/storageAccounts/managementPolicies")
-    rule = policy.properties["policy"]["rules"][0]["definition"]
+    rules = {
+        r["definition"]["filters"]["prefixMatch"][0]: r["definition"]["actions"]["baseBlob"]["delete"]
+        for r in policy.properties["policy"]["rules"]
+    }
     claim_checks = Settings.model_fields["blob_container_claim_checks"].default
-    assert rule["filters"]["prefixMatch"] == [f"{claim_checks}/"]
+    assert f"{claim_checks}/" in rules, "claim-check blobs need a lifecycle rule (nothing else deletes them)"
+    archive = Settings.model_fields["blob_container_webhooks"].default
+    days = rules[f"{archive}/"]["daysAfterModificationGreaterThan"]
+    ttl = Settings.model_fields["webhook_event_ttl_seconds"].default
+    assert days * 86400 > ttl, f"archived webhook bodies must outlive their events ({ttl} s): {days} days"
 
 
 # --------------------------------------------------------------------------- Event Grid
