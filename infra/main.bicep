@@ -220,6 +220,18 @@ module eventGrid 'modules/eventgrid.bicep' = {
   }
 }
 
+module availability 'modules/availability.bicep' = {
+  name: 'availability'
+  scope: rg
+  params: {
+    name: 'health-${prefix}-${token}'
+    location: location
+    tags: tags
+    appInsightsName: monitoring.outputs.appInsightsName
+    healthUrl: 'https://${functionApp.outputs.defaultHostName}/api/health'
+  }
+}
+
 // What azd and the README use (no secrets: every connection is identity-based).
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId

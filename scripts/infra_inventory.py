@@ -377,6 +377,10 @@ def render_table(inv: Inventory | None = None) -> str:
             f" {retry.get('maxDeliveryAttempts')} attempts / {retry.get('eventTimeToLiveInMinutes')} min,"
             " dead letters to blob (created by the postdeploy hook) |"
         )
+    for res in inv.of_type("Microsoft.Insights/webtests"):
+        verb, every = res.properties.get("Request", {}).get("HttpVerb"), res.properties.get("Frequency")
+        expects = res.properties.get("ValidationRules", {}).get("ExpectedHttpStatusCode")
+        lines.append(f"| Availability test | `{verb} /api/health` | every {every} s, expects {expects} |")
     if inv.of_type("Microsoft.Cache/redis"):
         lines.append("| Azure Cache for Redis | optional (`enableRedis`) | Entra ID only, access keys off |")
     lines += ["", "| app setting | value |", "|---|---|"]
