@@ -16,6 +16,7 @@ it where they took that):
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -89,6 +90,7 @@ class RateLimiter(RateLimitState):
         self._adjusted: dict[tuple[Budget, str, str], Budget | None] = {}
         self._blocks: dict[str, Budget] = {}
         self._deferrals: dict[str, int] = {}
+        self._seen = threading.local()
 
     # ------------------------------------------------------------------ overrides
 
@@ -98,8 +100,12 @@ class RateLimiter(RateLimitState):
         table = {o.scope: o for o in self._settings_overrides}
         try:
             table.update({o.scope: o for o in self.backend.overrides()})
-        except Exception:  # the backend's outage handling covers decisions; keep the last table
-            log.warning("could not read rate-limit overrides; keeping the last ones", exc_info=True)
+        except Exception as exc:  # the backend's outage handling covers decisions; keep the last table
+            log.warning("could not read rate-limit overrides (%s); keeping the last ones", exc)
+            self._overrides_at = now  # try again after the ttl, not on every request
+            if not self._overrides and table:
+                self._overrides = table
+                self._adjusted.clear()
             return
         if table != self._overrides:
             self._overrides = table
@@ -174,6 +180,7 @@ class RateLimiter(RateLimitState):
         if aged >= AGING_AFTER:
             priority = HIGH
         decision = self.backend.acquire(budgets, tenant=ctx.tenant, priority=priority, now=self._clock())
+        self._seen.key, self._seen.strikes = ctx.bucket_key, decision.strikes  # read by strikes() next
         if decision.allowed:
             if aged:
                 self._deferrals.pop(ticket, None)
@@ -228,7 +235,11 @@ class RateLimiter(RateLimitState):
     # ------------------------------------------------------------------ blocks and strikes (RateLimitState)
 
     def strikes(self, key: str) -> int:
-        """Consecutive rate-limit answers of ``key`` (shared through the backend)."""
+        """Consecutive rate-limit answers of ``key`` (shared through the backend; the count :meth:`admit`
+        just read with its decision when it is for the same key, so no second round trip)."""
+        if getattr(self._seen, "key", None) == key:
+            self._seen.key = None
+            return int(self._seen.strikes)
         return self.backend.strikes(key)
 
     def strike(self, key: str) -> int:

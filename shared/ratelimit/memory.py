@@ -199,11 +199,14 @@ class InProcessBudgets:
                 bucket = owner.budget.key if owner.budget is not None else ""
                 if worst_state is not owner:
                     bucket = f"{bucket}{FAIR_SEP}{tenant}"
-                return Decision(False, worst, bucket, 0)
+                first = states.get(budgets[0].key) if budgets else None
+                return Decision(False, worst, bucket, 0, first.strikes if first is not None else 0)
             for state, new_tat in charges:
                 state.tat = new_tat
                 state.allowed += 1
-            return Decision(True, 0.0, "", 0 if remaining is math.inf else int(remaining))
+            first = states.get(budgets[0].key) if budgets else None
+            return Decision(True, 0.0, "", 0 if remaining is math.inf else int(remaining),
+                            first.strikes if first is not None else 0)
 
     def penalize(self, budgets: Sequence[Budget], *, decrease: float = 0.5, now: float | None = None) -> None:
         """See :meth:`shared.ratelimit.port.BudgetBackend.penalize`."""

@@ -108,12 +108,15 @@ class Decision(NamedTuple):
         retry_at: When not allowed: epoch seconds of the earliest permitted time (else 0).
         bucket: When not allowed: the key of the budget that decided ``retry_at`` (else "").
         remaining: Requests that could still go at once (the smallest over the budgets).
+        strikes: Consecutive rate-limit answers of the first budget's key (the request's bucket), read
+            in the same round trip, so the retry policy's backoff needs no second one.
     """
 
     allowed: bool
     retry_at: float = 0.0
     bucket: str = ""
     remaining: int = 0
+    strikes: int = 0
 
 
 class BucketView(NamedTuple):

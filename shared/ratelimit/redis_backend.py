@@ -181,15 +181,15 @@ class RedisBudgets:
     def _decisions(raw: Sequence[Any], tenants: Sequence[str]) -> list[Decision]:
         found = []
         for i, tenant in enumerate(tenants):
-            allowed, retry_at, bucket, remaining, fair = raw[5 * i:5 * i + 5]
+            allowed, retry_at, bucket, remaining, fair, strikes = raw[6 * i:6 * i + 6]
             if int(allowed):
-                found.append(Decision(True, 0.0, "", int(remaining)))
+                found.append(Decision(True, 0.0, "", int(remaining), int(strikes)))
                 continue
             name = bucket.decode() if isinstance(bucket, bytes) else str(bucket)
             name = name.split("}:", 1)[1] if "}:" in name else name
             if int(fair):
                 name = f"{name}|fair|{tenant}"
-            found.append(Decision(False, float(retry_at), name, 0))
+            found.append(Decision(False, float(retry_at), name, 0, int(strikes)))
         return found
 
     def acquire(
@@ -284,17 +284,24 @@ class RedisBudgets:
 
         def read() -> list[BucketView]:
             server_now = now if now is not None else self._now()
-            found = []
+            names = []
             for raw_key in self._client.scan_iter(match=PREFIX + "{*", count=500):
-                name = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
-                if name.endswith(":active") or ":fair:" in name:
-                    continue
-                key = name.split("}:", 1)[1]
-                fields = {_text(k): _text(v) for k, v in self._client.hgetall(name).items()}
-                if contains and contains not in key and fields.get("l") != "app":
-                    continue
-                if "lim" in fields and fields.get("n") != "block":
-                    found.append(_view(key, fields, server_now, self._recover))
+                name = _text(raw_key)
+                if not (name.endswith(":active") or ":fair:" in name or name.endswith("}:overrides")):
+                    names.append(name)
+            found = []
+            for start in range(0, len(names), 500):  # one pipelined round trip per 500 buckets
+                pipe = self._client.pipeline(transaction=False)
+                chunk = names[start:start + 500]
+                for name in chunk:
+                    pipe.hgetall(name)
+                for name, raw in zip(chunk, pipe.execute(), strict=True):
+                    key = name.split("}:", 1)[1]
+                    fields = {_text(k): _text(v) for k, v in raw.items()}
+                    if contains and contains not in key and fields.get("l") != "app":
+                        continue
+                    if "lim" in fields and fields.get("n") != "block":
+                        found.append(_view(key, fields, server_now, self._recover))
             return sorted(found)
 
         views = self._call(read)
@@ -314,10 +321,14 @@ class RedisBudgets:
             raise redis.ConnectionError("Redis is unavailable: the override was kept in this instance only")
 
     def overrides(self) -> list[Override]:
-        """See :meth:`shared.ratelimit.port.BudgetBackend.overrides`."""
+        """See :meth:`shared.ratelimit.port.BudgetBackend.overrides`.
+
+        Raises:
+            redis.ConnectionError: Redis is unavailable.
+        """
         raw = self._call(lambda: self._client.hgetall(OVERRIDES_KEY))
-        if raw is None:
-            return self._fallback.overrides()
+        if raw is None:  # the caller keeps the overrides it read last (RateLimiter does)
+            raise redis.ConnectionError("Redis is unavailable: the stored overrides cannot be read")
         return [Override(**orjson.loads(v)) for v in raw.values()]
 
     def close(self) -> None:

@@ -24,11 +24,13 @@ local reserve = tonumber(ARGV[7])
 local k = 1
 local out = {}
 
+-- per request, 6 values: allowed, retry_at, bucket, remaining, fair, strikes of its first budget's key
 local function decide(req)
   local tenant, high, cost, budgets = req[1], req[2] == 0, req[3], req[4]
   local charges = {}
   local worst, worst_key, worst_owner, worst_interval, worst_wait, worst_fair = 0, nil, nil, 0, 0, false
   local remaining = -1
+  local first_key = KEYS[k]
   for _, b in ipairs(budgets) do
     local interval, cap, low, fair = b[1], b[2], b[3], b[4] == 1 and tenant ~= ''
     local key = KEYS[k]
@@ -122,6 +124,7 @@ local function decide(req)
     out[#out + 1] = worst_owner
     out[#out + 1] = 0
     out[#out + 1] = worst_fair and 1 or 0
+    out[#out + 1] = tonumber(redis.call('HGET', first_key, 's')) or 0
     return
   end
   for _, c in ipairs(charges) do
@@ -146,6 +149,7 @@ local function decide(req)
   out[#out + 1] = ''
   out[#out + 1] = math.floor(remaining)
   out[#out + 1] = 0
+  out[#out + 1] = tonumber(redis.call('HGET', first_key, 's')) or 0
 end
 
 for _, req in ipairs(requests) do decide(req) end

@@ -145,6 +145,7 @@ def test_blocks_and_strikes(backend: BudgetBackend, clock: FakeClock) -> None:
     clock.advance(31)
     assert backend.acquire([block]).allowed and backend.blocked_until("p:t:i") is None
     assert backend.strike("p:t:i") == 1 and backend.strike("p:t:i") == 2 and backend.strikes("p:t:i") == 2
+    assert backend.acquire([block]).strikes == 2  # read with the decision, in the same round trip
     backend.clear_strikes("p:t:i")
     assert backend.strikes("p:t:i") == 0
 

@@ -67,3 +67,18 @@ def test_a_redis_restart_fails_closed_then_falls_back_to_local_budgets_then_retu
     assert backend.degraded == ""
     assert sum(backend.acquire([budget], priority=HIGH).allowed for _ in range(30)) == 19  # Redis's own buckets again
     backend.close()
+
+
+def test_overrides_survive_an_outage_in_the_limiter(own_server: RedisServer, clock: FakeClock) -> None:
+    from shared.ratelimit.limiter import RateLimiter
+    from shared.ratelimit.model import Override
+
+    backend = RedisBudgets(redis.Redis.from_url(own_server.url, socket_timeout=0.5, socket_connect_timeout=0.5),
+                           clock=clock)
+    limiter = RateLimiter(backend, clock=clock, overrides=[Override("github", "token", limit=10)])
+    limiter.set_override(Override("github", "secondary", tenant="acme", limit=5))
+    assert {o.scope for o in limiter.overrides()} == {"github/*/*/token", "github/acme/*/secondary"}
+    own_server.stop()
+    clock.advance(10)  # past the ttl: the re-read fails, the last table stays
+    assert {o.scope for o in limiter.overrides()} == {"github/*/*/token", "github/acme/*/secondary"}
+    backend.close()
