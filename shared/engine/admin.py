@@ -17,7 +17,7 @@ from typing import Any
 from shared.domain import Integration, iso, utcnow
 from shared.engine import canonical
 from shared.engine.catalog import CATALOG, Catalog
-from shared.engine.entities import pushes_for, stored_entry
+from shared.engine.entities import entity_op, pushes_for, stored_entry
 from shared.engine.pipeline import entity_id_of
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.ports.documents import BatchOp, DocumentStore, Where
@@ -215,9 +215,7 @@ class EntityService:
         self, tenant: str, entity: dict[str, Any], primary_container: str, primary: dict[str, Any], fields: set[str]
     ) -> None:
         entity["updated_at"] = iso(utcnow())
-        self._store.batch(
-            self._entities, tenant, [BatchOp("upsert", entity["id"], doc=entity, if_match=entity.get("_etag"))]
-        )
+        self._store.batch(self._entities, tenant, [entity_op(entity)])
         if not primary.get("shared"):
             self._store.batch(primary_container, tenant, [BatchOp("patch", primary["id"], fields={"shared": True})])
         self._push(tenant, entity, fields)

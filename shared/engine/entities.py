@@ -75,6 +75,15 @@ def new_entity(tenant: str, entity_id: str, kind: str, owner_id: str, now: str) 
     }
 
 
+def entity_op(entity: dict[str, Any]) -> BatchOp:
+    """The write of an entity document: a create when new (a concurrent creator makes the page retry),
+    else a replace conditional on the ETag it was read with."""
+    etag = entity.get("_etag")
+    if etag is None:
+        return BatchOp("create", entity["id"], doc=entity)
+    return BatchOp("replace", entity["id"], doc=entity, if_match=etag)
+
+
 def pushes_for(entity: dict[str, Any], catalog: Catalog, fields: set[str] | None = None) -> list[dict[str, Any]]:
     """One push per two-way source whose base differs from the entity's fields on a writable field.
 
@@ -188,7 +197,7 @@ class EntityMerger:
         pushes: list[dict[str, Any]] = []
         for eid, entity in touched.items():
             entity["updated_at"] = now
-            ops[self._entities].append(BatchOp("upsert", eid, doc=entity, if_match=entity.get("_etag")))
+            ops[self._entities].append(entity_op(entity))
             if moved.get(eid):
                 pushes += pushes_for(entity, self._catalog, moved[eid])
         return pushes
