@@ -273,7 +273,8 @@ class InProcessBudgets:
                     continue
                 budget = state.budget
                 interval = self._interval(state, budget.interval, now)
-                found.append(_view(key, budget, state, interval, now))
+                factor = min(1.0, state.factor + (now - state.factor_at) * self._recover) if state.factor < 1 else 1.0
+                found.append(_view(key, budget, state, interval, now, factor))
             return found
 
     def set_override(self, override: Override) -> None:
@@ -315,7 +316,7 @@ def _learn(state: _State, budget: Budget, remaining: float, reset_at: float, now
     state.learned_interval = max(reset_at - now, 0.0) / max(usable - tokens, 1.0)
 
 
-def _view(key: str, budget: Budget, state: _State, interval: float, now: float) -> BucketView:
+def _view(key: str, budget: Budget, state: _State, interval: float, now: float, factor: float) -> BucketView:
     cap = budget.capacity
     learned = state.learned_until > now
     if learned and 0 < state.learned_capacity < cap:
@@ -330,5 +331,5 @@ def _view(key: str, budget: Budget, state: _State, interval: float, now: float) 
     waiting = max(0, round((state.wait - next_slot) / interval)) if state.wait > next_slot else 0
     return BucketView(
         key, budget.name, budget.level, budget.limit, budget.window, remaining, reset,
-        state.blocked if state.blocked > now else 0.0, round(state.factor, 4), state.deferred, waiting, state.allowed,
+        state.blocked if state.blocked > now else 0.0, round(factor, 4), state.deferred, waiting, state.allowed,
     )

@@ -62,3 +62,22 @@ def test_bad_overrides_get_a_precise_4xx_and_change_nothing(admin: httpx.Client,
         answer = admin.put("/rate-limits", json=body)
         assert (answer.status_code, answer.json().get("error")) == (status, code), (body, answer.text)
     assert admin.get("/rate-limits").json()["overrides"] == []
+
+
+def test_a_provider_429_publishes_rate_limit_exceeded_naming_the_bucket_and_the_sync_recovers(
+    admin: httpx.Client, devhost: Any, github_sandbox: Any, hub: Any
+) -> None:
+    connect_github(admin, github_sandbox)
+    github_sandbox.seed(5)
+    github_sandbox.secondary_limit(retry_after_seconds=1)
+    started = admin.post("/integrations/gh-1/sync", json={})
+    assert started.status_code == 202, started.text
+    (run_id,) = started.json()["run_ids"]
+    assert wait_for(lambda: next(r for r in admin.get("/integrations/gh-1/runs").json()
+                                 if r["id"] == run_id)["status"] == "succeeded", devhost)
+    exceeded = [e.event.data for e in hub.ports.events.all_events()
+                if e.event.event_type == "IntegrationHub.RateLimitExceeded" and e.event.data.get("bucket")]
+    assert exceeded and exceeded[0]["bucket"] == "github:token:tenant-a:gh-1"
+    assert exceeded[0]["scope"] == "integration" and exceeded[0]["retry_at"]
+    token = _buckets(admin)["github:token:tenant-a:gh-1"]
+    assert token["aimd_factor"] < 1  # halved by the 429, recovering
