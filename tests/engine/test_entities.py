@@ -253,3 +253,32 @@ def test_a_manual_conflict_holds_its_field_until_an_operator_resolves_it(env: En
     svc.resolve(TENANT, open_["id"], {"value": "Chosen"})
     [push] = env.pushes
     assert push["changes"] == {"title": "Chosen"}
+
+
+def test_a_page_cut_short_between_its_batches_is_redone_without_a_trace(env: Env) -> None:
+    slack = integration("slack", "sl", "users", conflict_strategy="remote_wins")
+    sf = integration("salesforce", "sf", "contacts")
+    env.writer.write_page(sf, [sf_contact("003A", "Ada", "Lovelace", "ada@example.com")], stream="contacts")
+    env.writer.write_page(slack, [slack_user("U1", "Ada Lovelace", "ada@example.com")], stream="users")
+    svc = service(env, slack, sf)
+    [ada] = svc.list_entities(TENANT, {"type": "person"})["entities"]
+    svc.change(TENANT, ada["id"], {"fields": {"title": "Countess"}})
+    user = slack_user("U1", "Ada King", "ada@example.com", updated=2)
+    user.data["profile"]["title"] = "Mathematician"
+    real = env.store.inner.batch
+    crashed = {"done": False}
+
+    def crash_on_records(container: str, pk: str, ops: list[Any]) -> list[str | None]:
+        if container == env.containers["records"] and not crashed["done"]:
+            crashed["done"] = True
+            raise RuntimeError("the worker died here")  # the entity and conflict batches are already written
+        return real(container, pk, ops)
+
+    env.store.inner.batch = crash_on_records  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        env.writer.write_page(slack, [user], stream="users")
+    assert env.writer.write_page(slack, [user], stream="users").results == [WriteResult.UPDATED]  # redelivered
+    assert env.writer.write_page(slack, [user], stream="users").results == [WriteResult.UNCHANGED]
+    [conflict] = env.docs("conflicts")  # one conflict, not two
+    assert (conflict["field"], conflict["resolution"]) == ("title", "Mathematician")
+    assert svc.get(TENANT, ada["id"])["fields"]["name"] == "Ada King"
