@@ -66,7 +66,8 @@ class RateLimiter(RateLimitState):
         backend: The budget backend (in-process or Redis).
         overrides: Overrides from settings (the admin API adds more, kept in the backend).
         on_exceeded: Told of every provider rate-limit answer (publishes ``RateLimitExceeded``).
-        clock: Epoch seconds now (the simulation compresses time).
+        clock: Epoch seconds now (the simulation compresses time); None = the backend's own clock for
+            decisions (Redis: the server's), this process's for the rest.
         overrides_ttl: Seconds between re-reads of the backend's overrides.
     """
 
@@ -76,14 +77,15 @@ class RateLimiter(RateLimitState):
         *,
         overrides: Sequence[Override] = (),
         on_exceeded: Callable[[Exceeded], None] | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         overrides_ttl: float = 5.0,
     ) -> None:
-        super().__init__(clock)
+        super().__init__(clock or time.time)
         self.backend = backend
         self._settings_overrides = list(overrides)
         self.on_exceeded = on_exceeded
-        self._clock = clock
+        self._clock = clock or time.time
+        self._given_clock = clock
         self._ttl = overrides_ttl
         self._overrides: dict[str, Override] = {}
         self._overrides_at = -1e18
@@ -152,6 +154,11 @@ class RateLimiter(RateLimitState):
         self._adjusted[cache_key] = found
         return found
 
+    def _now(self) -> float | None:
+        """The injected clock's time, else None: the backend's own clock (Redis: the server's ``TIME``,
+        one clock for every instance)."""
+        return self._given_clock() if self._given_clock is not None else None
+
     def budgets_of(self, ctx: RequestContext) -> list[Budget]:
         """The request's budgets with overrides applied, plus its bucket's block."""
         self._refresh(self._clock())
@@ -179,7 +186,7 @@ class RateLimiter(RateLimitState):
         aged = self._deferrals.get(ticket, 0) if ticket else 0
         if aged >= AGING_AFTER:
             priority = HIGH
-        decision = self.backend.acquire(budgets, tenant=ctx.tenant, priority=priority, now=self._clock())
+        decision = self.backend.acquire(budgets, tenant=ctx.tenant, priority=priority, now=self._now())
         self._seen.key, self._seen.strikes = ctx.bucket_key, decision.strikes  # read by strikes() next
         if decision.allowed:
             if aged:
@@ -202,7 +209,7 @@ class RateLimiter(RateLimitState):
         narrowest = _narrowest(ctx.budgets)
         if narrowest:
             try:
-                self.backend.penalize(narrowest, decrease=AIMD_DECREASE, now=self._clock())
+                self.backend.penalize(narrowest, decrease=AIMD_DECREASE, now=self._now())
                 if error.retry_at is not None:
                     for budget in narrowest:
                         self.backend.block(budget.key, error.retry_at.timestamp())

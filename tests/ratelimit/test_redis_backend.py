@@ -82,3 +82,21 @@ def test_overrides_survive_an_outage_in_the_limiter(own_server: RedisServer, clo
     clock.advance(10)  # past the ttl: the re-read fails, the last table stays
     assert {o.scope for o in limiter.overrides()} == {"github/*/*/token", "github/acme/*/secondary"}
     backend.close()
+
+
+def test_without_an_injected_clock_decisions_use_the_redis_servers_time(redis_server: RedisServer) -> None:
+    import time
+
+    from shared.http import RequestContext
+    from shared.ratelimit.limiter import BudgetDeferred, RateLimiter
+
+    redis.Redis.from_url(redis_server.url).flushdb()
+    limiter = RateLimiter(RedisBudgets.from_url(redis_server.url))
+    budget = Budget("p:conn", "conn", "integration", limit=1, window=60, burst=1, strict=False)
+    ctx = RequestContext(provider="p", connection_key="t:i", tenant="t", budgets=(budget,))
+    limiter.admit(ctx)
+    with pytest.raises(BudgetDeferred) as deferred:
+        limiter.admit(RequestContext(provider="p", connection_key="t:i", tenant="t", budgets=(budget,)))
+    assert deferred.value.retry_at is not None
+    assert abs(deferred.value.retry_at.timestamp() - (time.time() + 60)) < 5  # the server's clock, same machine
+    limiter.close()
