@@ -39,8 +39,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.domain import StoredRecord, SyncRun, utcnow
-from shared.ports.documents import Where
+from shared.domain import StoredRecord, SyncRun, iso, utcnow
+from shared.ports.documents import BatchOp, DocumentNotFound, PreconditionFailed, Where
 from shared.services.repositories import Repository
 
 SWEEP_BATCH = 500
@@ -84,8 +84,23 @@ class ListingSweeper:
         if run.sweep_after is not None:
             where.append(Where("id", ">", run.sweep_after))
         found = self._records.query(run.tenant_id, where, order_by="id", limit=self._batch)
-        deleted = sum(1 for record in found if self._tombstone(record, run))
+        deleted = self._tombstone_all(found, run)
         return SweepBatch(deleted, found[-1].id if found else run.sweep_after, len(found) < self._batch)
+
+    def _tombstone_all(self, found: list[StoredRecord], run: SyncRun) -> int:
+        """Tombstone a batch in one transaction (each write conditional on the ETag just read); if any
+        record changed meanwhile, decide each one again on its own."""
+        due = [r for r in found if not r.deleted and r.listed_by != run.id and r.updated_at < run.started_at]
+        if not due:
+            return 0
+        stamp = iso(utcnow())
+        fields = {"deleted": True, "deleted_at": stamp, "updated_at": stamp}
+        ops = [BatchOp("patch", r.id, fields=fields, if_match=r.etag) for r in due]
+        try:
+            self._records.store.batch(self._records.container, run.tenant_id, ops)
+        except (PreconditionFailed, DocumentNotFound):
+            return sum(1 for record in due if self._tombstone(record, run))
+        return len(due)
 
     def _tombstone(self, record: StoredRecord, run: SyncRun) -> bool:
         """Soft-delete one unlisted record, unless it was listed or written since the run began."""
