@@ -39,6 +39,7 @@ from adapters.base.model import Connection  # noqa: E402
 from adapters.base.spec import AuthSpec, BudgetSpec, ProviderSpec, RateLimitSpec  # noqa: E402
 from sandbox.server import Request, Response, SandboxServer, json_response  # noqa: E402
 from shared.errors import RateLimited  # noqa: E402
+from shared.http import RateLimitState  # noqa: E402
 from shared.ratelimit.limiter import BudgetDeferred, RateLimiter  # noqa: E402
 from shared.ratelimit.memory import InProcessBudgets  # noqa: E402
 from shared.ratelimit.port import BudgetBackend  # noqa: E402
@@ -124,6 +125,7 @@ class WorkerJob:
     backend: str
     redis_url: str | None
     workers: int = 1
+    budgets: bool = True
 
 
 START_KEY = "ihub:sim:start"
@@ -187,7 +189,7 @@ def _kind(bucket: str) -> str:
 def run_worker(job: WorkerJob) -> dict[str, Any]:
     """Process the integrations' pages until the virtual end (one page in flight per integration)."""
     clock = ScaledClock(job.t0, job.scale)
-    limiter = RateLimiter(_backend(job, clock), clock=clock)
+    limiter: RateLimitState = RateLimiter(_backend(job, clock), clock=clock) if job.budgets else RateLimitState(clock)
     conns = [Connection(t, i, job.base_url, None, {}) for t, i in job.integrations]
     pages = [0] * len(conns)
     streak = [0] * len(conns)
@@ -225,16 +227,18 @@ def run_worker(job: WorkerJob) -> dict[str, Any]:
                 assert exc.retry_at is not None
                 heapq.heappush(heap, (exc.retry_at.timestamp(), n))
                 continue
-            except RateLimited:
+            except RateLimited as exc:  # the provider's 429: wait what its Retry-After says (virtual seconds)
                 limited += 1
-                heapq.heappush(heap, (clock() + 60.0, n))
+                wait = exc.retry_at.timestamp() - time.time() if exc.retry_at is not None else 60.0
+                heapq.heappush(heap, (clock() + max(wait, 1.0), n))
                 continue
             sent += 1
             pages[n] += 1
             streak[n] = 0
             kinds[n] = []
             heapq.heappush(heap, (clock(), n))  # the next page is enqueued at once
-    limiter.close()
+    if isinstance(limiter, RateLimiter):
+        limiter.close()
     return {"sent": sent, "deferred": deferred, "limited": limited, "max_deferrals_in_a_row": worst_streak,
             "deferred_by": dict(by_bucket), "worst_streak_by": worst_kinds,
             "deferral_decision_seconds": decisions_real}
@@ -251,6 +255,7 @@ def simulate(
     window: float = WINDOW,
     duration: float = 1800.0,
     scale: float = 150.0,
+    budgets: bool = True,
 ) -> dict[str, Any]:
     """Run the simulation; returns the figures (see the module docs).
 
@@ -264,6 +269,8 @@ def simulate(
         window: Seconds (virtual).
         duration: Virtual seconds simulated.
         scale: Virtual seconds per wall-clock second.
+        budgets: False = the control run: no budgets, only the reaction to the provider's 429s
+            (``RateLimitState`` blocks the bucket for its ``Retry-After``), as before issue 11.
     """
     if backend == "memory" and workers != 1:
         raise ValueError("the in-process backend is one process: use workers=1 (or the redis backend)")
@@ -278,7 +285,7 @@ def simulate(
         redis.Redis.from_url(redis_url).delete(START_KEY, READY_KEY)
     with HardLimitSandbox(clock, limit, window) as sandbox:
         jobs = [
-            WorkerJob(names[k::workers], sandbox.base_url, t0, scale, duration, backend, redis_url, workers)
+            WorkerJob(names[k::workers], sandbox.base_url, t0, scale, duration, backend, redis_url, workers, budgets)
             for k in range(workers)
         ]
         began = time.perf_counter()
@@ -344,6 +351,8 @@ def rate_limit_simulation(redis_url: str | None = None) -> dict[str, Any]:
     finally:
         if server is not None:
             server.close()
+    control = simulate(backend="memory", budgets=False)
+    report["without_budgets"] = {k: control[k] for k in ("provider_429s", "requests_sent", "utilisation")}
     runs = [r for r in (memory, report["redis_4_workers"]) if "provider_429s" in r]
     report.update(  # the worse of the two runs
         provider_429s=max(r["provider_429s"] for r in runs),
