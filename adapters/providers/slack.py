@@ -31,6 +31,7 @@ from adapters.base.spec import (
     AuthSpec,
     BodyError,
     BudgetSpec,
+    DerivedMap,
     ErrorSpec,
     FieldMap,
     LinkMap,
@@ -156,8 +157,9 @@ SPEC = ProviderSpec(
             mapping=MappingSpec(
                 canonical="message",
                 fields={"text": "text", "sent_at": FieldMap(path="ts", transform="date")},
-                links=(LinkMap(rel="author", path="user", entity_type="user"),
-                       LinkMap(rel="channel", path="channel", entity_type="channel")),
+                links=(LinkMap(rel="channel", path="channel", entity_type="channel"),),
+                derived=(DerivedMap(path="user", entity_type="user", rel="author",
+                                    mapping=MappingSpec(canonical="person", fields={"handle": "id"})),),
                 writable=("text",),
             ),
             push=PushSpec(

@@ -60,6 +60,12 @@ class Catalog:
         self._load(provider)
         return self._by_type.get((provider, entity_type))
 
+    def also_listed(self, provider: str, entity_type: str) -> bool:
+        """Whether records of ``entity_type`` are both derived (from another stream) and listed by a stream
+        of their own (a Slack message's author and ``users``): the same provider object either way."""
+        self._load(provider)
+        return (provider, entity_type) in self._derived and (provider, entity_type) in self._by_type
+
     def mapper(self, provider: str, entity_type: str) -> Mapper | None:
         """The mapper of a stream's or a derived record type."""
         found = self.mapping(provider, entity_type)

@@ -63,7 +63,8 @@ class Deduper:
         self.reads = 0
         tenant = integration.tenant_id
         joins: dict[str, Join] = {}
-        keyed = [p for p in new if p.doc is not None and p.doc["nkey"]]
+        self._same_object(integration, new, joins)
+        keyed = [p for p in new if p.doc is not None and p.doc["nkey"] and p.rec_id not in joins]
         if keyed:
             owners: dict[str, dict[str, Any]] = {}
             for doc in self._query(tenant, "nkey", sorted({p.doc["nkey"] for p in keyed if p.doc})):
@@ -87,6 +88,24 @@ class Deduper:
         if fuzzy:
             self._fuzzy(integration, fuzzy, joins, proposals)
         return joins
+
+    def _same_object(self, integration: Integration, new: list[Planned], joins: dict[str, Join]) -> None:
+        """External id across containers: a provider record whose object was derived earlier (a Slack
+        member first seen as a message's author) joins that derived record's entity."""
+        from shared.engine.catalog import CATALOG
+
+        ids = [
+            p.rec_id
+            for p in new
+            if p.derived_from is None and CATALOG.also_listed(integration.provider, p.entity.entity_type)
+        ]
+        if not ids:
+            return
+        self.reads += 1
+        derived, where = self._containers[1], [Where("id", "in", ids)]
+        for doc in self._store.query(derived, partition_key=integration.tenant_id, where=where):
+            if doc.get("entity_id"):
+                joins[doc["id"]] = Join(doc["entity_id"], doc["id"], doc, "external_id")
 
     def _fuzzy(
         self, integration: Integration, plans: list[Planned], joins: dict[str, Join], out: list[BatchOp]

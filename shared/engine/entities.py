@@ -165,8 +165,11 @@ class EntityMerger:
                     entity["sources"][join.owner_id] = stored_entry(join.owner)
                     self._absorb(entity, join.owner.get("fields") or {}, join.owner.get("provider", ""), now)
                     owner_container = self._derived if join.owner.get("derived_from") else self._records
+                    marks: dict[str, Any] = {"shared": True}
+                    if join.how == "external_id":  # the provider's own record of a derived object stands for it
+                        marks["primary"] = False
                     ops[owner_container].append(
-                        BatchOp("patch", join.owner_id, fields={"shared": True}, if_match=join.owner.get("_etag"))
+                        BatchOp("patch", join.owner_id, fields=marks, if_match=join.owner.get("_etag"))
                     )
                 else:
                     owner = by_id[join.owner_id]
@@ -174,7 +177,8 @@ class EntityMerger:
                     entity["sources"][join.owner_id] = source_entry(integration, owner, stream)
                     self._absorb(entity, owner.doc["fields"], integration.provider, now)
                     owner.doc["shared"] = True
-            plan.doc.update({"entity_id": join.entity_id, "primary": False, "shared": True, "fkey": None})
+            primary = join.how == "external_id" and join.owner_id == rec_id
+            plan.doc.update({"entity_id": join.entity_id, "primary": primary, "shared": True, "fkey": None})
             entity["sources"][rec_id] = source_entry(integration, plan, stream)
             entity.setdefault("merged", []).append({"record_id": rec_id, "how": join.how, "score": join.score})
             self._absorb(entity, plan.doc["fields"], integration.provider, now)

@@ -196,11 +196,13 @@ class Mapper:
         return found
 
     def derive(self, raw: dict[str, Any]) -> list[Derived]:
-        """The records derived from ``raw`` (each object at a derived path with an id)."""
+        """The records derived from ``raw`` (each object at a derived path with an id, or a bare id)."""
         out: list[Derived] = []
         for spec, mapper, read in self._derive_readers:
             value = read(raw)
             for obj in value if isinstance(value, list) else [value]:
+                if isinstance(obj, str | int) and not isinstance(obj, bool):
+                    obj = {spec.id_field: obj}  # only the id is known (a Slack message's author)
                 if isinstance(obj, dict):
                     ext = obj.get(spec.id_field)
                     if ext is not None and not isinstance(ext, dict | list):

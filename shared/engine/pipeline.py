@@ -170,6 +170,11 @@ class PageWriter:
             if plan.result in (WriteResult.CREATED, WriteResult.UPDATED):
                 changed.append(plan)
         derived = self._derived(integration, changed)
+        listed = [p.rec_id for p in derived if self.catalog.also_listed(integration.provider, p.entity.entity_type)]
+        if listed:  # the provider's own record of it is stored: that is the entity; no derived copy
+            provider_copies = self.existing(tenant, listed)
+            outcome.reads += 1
+            derived = [p for p in derived if p.rec_id not in provider_copies]
         if derived:
             more = self.existing(tenant, [p.rec_id for p in derived], self.derived)
             outcome.reads += 1

@@ -282,3 +282,24 @@ def test_a_page_cut_short_between_its_batches_is_redone_without_a_trace(env: Env
     [conflict] = env.docs("conflicts")  # one conflict, not two
     assert (conflict["field"], conflict["resolution"]) == ("title", "Mathematician")
     assert svc.get(TENANT, ada["id"])["fields"]["name"] == "Ada King"
+
+
+def test_a_slack_message_yields_its_author_who_is_the_same_member_the_users_stream_lists(env: Env) -> None:
+    slack = integration("slack", "sl", "users")
+    msgs = integration("slack", "sl", "messages")
+    message = Entity("message", "C1:1.0", {"ts": "1.0", "user": "U1", "text": "hi", "channel": "C1"}, "1.0")
+    env.writer.write_page(msgs, [message], stream="messages:C1")  # the author is known by id only, for now
+    svc = service(env, slack)
+    [stub] = svc.list_entities(TENANT, {"type": "person"})["entities"]
+    [msg] = svc.list_entities(TENANT, {"type": "message"})["entities"]
+    author = next(link for link in msg["links"] if link["rel"] == "author")
+    assert author["status"] == "resolved" and author["entity_id"] == stub["id"]
+    env.writer.write_page(slack, [slack_user("U1", "Ada Lovelace", "ada@example.com")], stream="users")
+    [person] = svc.list_entities(TENANT, {"type": "person"})["entities"]  # the same object: one person
+    assert person["id"] == stub["id"] and person["fields"]["name"] == "Ada Lovelace"
+    assert [s["provider"] for s in person["sources"]] == ["slack"]
+    assert svc.list_entities(TENANT, {"q": "ada"})["entities"][0]["id"] == person["id"]
+    later = Entity("message", "C1:2.0", {"ts": "2.0", "user": "U1", "text": "again", "channel": "C1"}, "2.0")
+    env.writer.write_page(msgs, [later], stream="messages:C1")  # the member is stored: no derived copy
+    assert len(env.docs("derived_records")) == 1
+    assert len(svc.list_entities(TENANT, {"type": "person"})["entities"]) == 1
