@@ -33,6 +33,7 @@ from shared.ratelimit.memory import (
     InProcessBudgets,
 )
 from shared.ratelimit.model import FAIR_BURST, HIGH, LOW, PRIORITY_RESERVE, BucketView, Budget, Decision, Override
+from shared.ratelimit.redis_entra import EntraCredentialProvider, wants_entra
 
 log = logging.getLogger("ihub.ratelimit")
 
@@ -91,9 +92,20 @@ class RedisBudgets:
         self._next_probe = 0.0
 
     @classmethod
-    def from_url(cls, url: str, *, timeout: float = 0.5, **kwargs: Any) -> RedisBudgets:
-        """A backend on ``url`` (``redis://host:port/0``, ``rediss://`` for TLS) with short timeouts."""
-        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    def from_url(
+        cls, url: str, *, timeout: float = 0.5, credential_provider: redis.CredentialProvider | None = None,
+        **kwargs: Any,
+    ) -> RedisBudgets:
+        """A backend on ``url`` (``redis://host:port/0``, ``rediss://`` for TLS) with short timeouts.
+
+        An Azure cache URL without a password signs in with Entra ID (the app's managed identity,
+        :mod:`shared.ratelimit.redis_entra`), unless ``credential_provider`` names another.
+        """
+        if credential_provider is None and wants_entra(url):
+            credential_provider = EntraCredentialProvider()
+        client = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, credential_provider=credential_provider
+        )
         return cls(client, **kwargs)
 
     # ------------------------------------------------------------------ outage handling

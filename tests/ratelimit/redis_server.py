@@ -40,7 +40,8 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server process; :meth:`stop` and :meth:`start` again keep its port (a restart)."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, extra_args: tuple[str, ...] = ()) -> None:
+        self.extra_args = extra_args
         self.binary = redis_binary()
         self.port = port or free_port()
         self._dir = Path(tempfile.mkdtemp(prefix="ihub-redis-"))
@@ -55,7 +56,7 @@ class RedisServer:
         log = (self._dir / "redis.log").open("ab")
         self._proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self._dir), "--protected-mode", "yes"],
+             "--dir", str(self._dir), "--protected-mode", "yes", *self.extra_args],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
@@ -66,7 +67,7 @@ class RedisServer:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
                     sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
+                    if sock.recv(64)[:1] in (b"+", b"-"):  # PONG, or NOAUTH when an ACL requires a user
                         return self
             except OSError:
                 pass
