@@ -5,7 +5,9 @@ provider app limit of 5,000 an hour, against a loopback sandbox that enforces th
 (a sliding window: the 5,001st request in any hour is a 429). Time is compressed: a virtual
 clock runs ``scale`` times faster than the wall clock, for the budgets and the sandbox alike.
 
-Every request goes through the real adapter HTTP pipeline (``RateLimitPolicy`` with the
+Four pages are in flight at once: four threads of one worker process on the in-process backend
+(like one Functions instance's concurrent invocations), or one in each of four worker processes on
+the Redis backend. Every request goes through the real adapter HTTP pipeline (``RateLimitPolicy`` with the
 ``RateLimiter``); a :class:`~shared.ratelimit.limiter.BudgetDeferred` answer reschedules the
 integration's next page for the time it names (the harness's queue stands in for Service Bus
 scheduled delivery: one page in flight per integration, like a session), nothing sleeps for a
@@ -126,6 +128,7 @@ class WorkerJob:
     redis_url: str | None
     workers: int = 1
     budgets: bool = True
+    threads: int = 4
 
 
 START_KEY = "ihub:sim:start"
@@ -187,22 +190,47 @@ def _kind(bucket: str) -> str:
 
 
 def run_worker(job: WorkerJob) -> dict[str, Any]:
-    """Process the integrations' pages until the virtual end (one page in flight per integration)."""
+    """One worker process: ``job.threads`` threads (like a Functions instance's concurrent invocations)
+    share its limiter and process the integrations' pages until the virtual end."""
     clock = ScaledClock(job.t0, job.scale)
     limiter: RateLimitState = RateLimiter(_backend(job, clock), clock=clock) if job.budgets else RateLimitState(clock)
-    conns = [Connection(t, i, job.base_url, None, {}) for t, i in job.integrations]
+    start = _wait_for_start(job)
+    parts = [job.integrations[k::job.threads] for k in range(job.threads)]
+    results: list[dict[str, Any]] = [{} for _ in parts]
+
+    def work(k: int) -> None:
+        results[k] = _loop(job, parts[k], limiter, clock, start)
+
+    threads = [threading.Thread(target=work, args=(k,), daemon=True) for k in range(len(parts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if isinstance(limiter, RateLimiter):
+        limiter.close()
+    merged: Counter[str] = sum((Counter(r["deferred_by"]) for r in results), Counter())
+    worst = max(results, key=lambda r: r["max_deferrals_in_a_row"])
+    return {"start": start, "sent": sum(r["sent"] for r in results), "deferred": sum(r["deferred"] for r in results),
+            "limited": sum(r["limited"] for r in results), "max_deferrals_in_a_row": worst["max_deferrals_in_a_row"],
+            "deferred_by": dict(merged), "worst_streak_by": worst["worst_streak_by"]}
+
+
+def _loop(
+    job: WorkerJob, integrations: list[tuple[str, str]], limiter: RateLimitState, clock: ScaledClock, start: float
+) -> dict[str, Any]:
+    """One thread's integrations: one page in flight each, the next enqueued at once, a deferred one
+    rescheduled for the time its budget names."""
+    conns = [Connection(t, i, job.base_url, None, {}) for t, i in integrations]
     pages = [0] * len(conns)
     streak = [0] * len(conns)
     sent = deferred = limited = worst_streak = 0
     by_bucket: Counter[str] = Counter()
     kinds: list[list[str]] = [[] for _ in conns]
     worst_kinds: list[str] = []
-    decisions_real = 0.0
     with SimAdapter(rate_limits=limiter, timeout=10.0) as adapter:
-        start = _wait_for_start(job)
         heap = [(start, n) for n in range(len(conns))]
         end = start + job.duration
-        while True:
+        while heap:
             now = clock()
             if now >= end:
                 break
@@ -211,13 +239,11 @@ def run_worker(job: WorkerJob) -> dict[str, Any]:
                 time.sleep(min(clock.real_delay(due - now), 0.002))
                 continue
             heapq.heappop(heap)
-            tenant, integration = job.integrations[n]
+            tenant, integration = integrations[n]
             url = f"{job.base_url}/t/{tenant}/i/{integration}/p/{pages[n]}"
-            began = time.perf_counter()
             try:
                 adapter.send(conns[n], "GET", url)
             except BudgetDeferred as exc:  # rescheduled for the time the budget names
-                decisions_real += time.perf_counter() - began
                 deferred += 1
                 by_bucket[_kind(exc.bucket)] += 1
                 streak[n] += 1
@@ -237,11 +263,8 @@ def run_worker(job: WorkerJob) -> dict[str, Any]:
             streak[n] = 0
             kinds[n] = []
             heapq.heappush(heap, (clock(), n))  # the next page is enqueued at once
-    if isinstance(limiter, RateLimiter):
-        limiter.close()
     return {"sent": sent, "deferred": deferred, "limited": limited, "max_deferrals_in_a_row": worst_streak,
-            "deferred_by": dict(by_bucket), "worst_streak_by": worst_kinds,
-            "deferral_decision_seconds": decisions_real}
+            "deferred_by": dict(by_bucket), "worst_streak_by": worst_kinds}
 
 
 def simulate(
@@ -256,6 +279,7 @@ def simulate(
     duration: float = 1800.0,
     scale: float = 150.0,
     budgets: bool = True,
+    concurrency: int = 4,
 ) -> dict[str, Any]:
     """Run the simulation; returns the figures (see the module docs).
 
@@ -269,6 +293,8 @@ def simulate(
         window: Seconds (virtual).
         duration: Virtual seconds simulated.
         scale: Virtual seconds per wall-clock second.
+        concurrency: Pages in flight at once over all workers (threads of a worker process, like a
+            Functions instance's concurrent invocations: 4 in one process, or 1 in each of 4).
         budgets: False = the control run: no budgets, only the reaction to the provider's 429s
             (``RateLimitState`` blocks the bucket for its ``Retry-After``), as before issue 11.
     """
@@ -285,19 +311,19 @@ def simulate(
         redis.Redis.from_url(redis_url).delete(START_KEY, READY_KEY)
     with HardLimitSandbox(clock, limit, window) as sandbox:
         jobs = [
-            WorkerJob(names[k::workers], sandbox.base_url, t0, scale, duration, backend, redis_url, workers, budgets)
+            WorkerJob(names[k::workers], sandbox.base_url, t0, scale, duration, backend, redis_url, workers, budgets,
+                      max(1, concurrency // workers))
             for k in range(workers)
         ]
         began = time.perf_counter()
-        if workers == 1:
-            start = clock()
-            results = [run_worker(jobs[0])]
-        else:
-            assert redis_url
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = [pool.submit(run_worker, job) for job in jobs]
-                start = _start_workers(redis_url, workers, clock)
-                results = [f.result() for f in futures]
+        # workers run in their own processes (one too): the sandbox's threads keep this one's GIL
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(run_worker, job) for job in jobs]
+            if workers > 1:
+                assert redis_url
+                _start_workers(redis_url, workers, clock)
+            results = [f.result() for f in futures]
+        start = results[0]["start"]
         real_seconds = time.perf_counter() - began
         end = start + duration
         accepted = [t for t in sandbox.times if start <= t < end]
@@ -311,6 +337,7 @@ def simulate(
     return {
         "backend": backend,
         "workers": workers,
+        "threads_per_worker": max(1, concurrency // workers),
         "tenants": tenants,
         "integrations": len(names),
         "app_limit_per_hour": limit * 3600 / window,
