@@ -85,7 +85,7 @@ class EntityService:
             raise InvalidInput("limit: a whole number from 1 to 200") from None
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput("limit: a whole number from 1 to 200")
-        where = [Where("primary", "=", True), Where("deleted", "=", False)]
+        where = [Where("primary", "=", True)]
         if kind:
             where.append(Where("kind", "=", kind))
         query = (params.get("q") or "").strip()
@@ -105,7 +105,9 @@ class EntityService:
         docs.sort(key=lambda d: d["id"])
         page, more = docs[:limit], len(docs) > limit
         return {
-            "entities": [self.view(tenant, doc) for doc in page],
+            "entities": [
+                v for v in (self.view(tenant, doc, incoming=False) for doc in page) if v["status"] != "deleted"
+            ],
             "next_cursor": page[-1]["id"] if more and page else None,
         }
 
@@ -113,8 +115,12 @@ class EntityService:
         """One entity with its fields, sources (the external-id map) and links both ways."""
         return self.view(tenant, self._primary(tenant, entity_id))
 
-    def view(self, tenant: str, primary: dict[str, Any]) -> dict[str, Any]:
-        """The entity a primary record stands for."""
+    def view(self, tenant: str, primary: dict[str, Any], *, incoming: bool = True) -> dict[str, Any]:
+        """The entity a primary record stands for; ``status`` ``deleted`` once every source is.
+
+        ``incoming``: also the links other records hold to it (a scan of the tenant's records on
+        SQLite, so a page of entities leaves them to ``GET /entities/{id}``).
+        """
         entity_id = primary.get("entity_id") or entity_id_of(primary["id"])
         entity = self._store.read(self._entities, tenant, entity_id) if primary.get("shared") else None
         if entity is not None:
@@ -124,15 +130,19 @@ class EntityService:
             sources = {primary["id"]: stored_entry(primary)}
             fields, status = primary.get("fields") or {}, "ok"
         records = self._records_of(tenant, list(sources))
+        gone = {r["id"] for r in records if r.get("deleted")}
+        if records and len(gone) == len({r["id"] for r in records}):
+            status = "deleted"  # every provider deleted it (a source that lives on keeps the entity)
         return {
             "id": entity_id,
             "type": primary.get("kind"),
             "fields": fields,
             "status": status,
             "sources": [
-                {"record_id": rid, **{k: v for k, v in src.items() if k != "base"}} for rid, src in sources.items()
+                {"record_id": rid, **{k: v for k, v in src.items() if k != "base"}, "deleted": rid in gone}
+                for rid, src in sources.items()
             ],
-            "links": self._links(tenant, records),
+            "links": self._links(tenant, records, incoming),
             "merged": (entity or {}).get("merged", []),
         }
 
@@ -142,7 +152,7 @@ class EntityService:
             found += self._store.query(container, partition_key=tenant, where=[Where("id", "in", ids)])
         return found
 
-    def _links(self, tenant: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _links(self, tenant: str, records: list[dict[str, Any]], incoming: bool = True) -> list[dict[str, Any]]:
         out = []
         targets = [link["to"] for r in records for link in r.get("links") or []]
         stored = {d["id"]: d for d in self._records_of(tenant, targets)} if targets else {}
@@ -158,11 +168,11 @@ class EntityService:
                         "status": "resolved" if target else "pending",
                     }
                 )
-        for record in records:
-            incoming = self._store.query(
+        for record in records if incoming else []:
+            holders = self._store.query(
                 self._records, partition_key=tenant, where=[Where("link_to", "contains", record["id"])], limit=100
             )
-            for source in incoming:
+            for source in holders:
                 for link in source.get("links") or []:
                     if link["to"] == record["id"]:
                         out.append(

@@ -122,7 +122,9 @@ def test_links_are_pending_until_the_target_arrives_and_read_both_ways(env: Env)
     [ada] = svc.list_entities(TENANT, {"type": "person"})["entities"]
     [org] = svc.list_entities(TENANT, {"type": "organization"})["entities"]
     assert ada["links"][0]["status"] == "resolved" and ada["links"][0]["entity_id"] == org["id"]
-    assert [(x["direction"], x["rel"], x["entity_id"]) for x in org["links"]] == [("in", "organization", ada["id"])]
+    assert org["links"] == []  # a page of entities leaves incoming links to the entity itself
+    incoming = svc.get(TENANT, org["id"])["links"]
+    assert [(x["direction"], x["rel"], x["entity_id"]) for x in incoming] == [("in", "organization", ada["id"])]
 
 
 def test_github_issues_derive_their_author_and_assignee(env: Env) -> None:
@@ -303,3 +305,17 @@ def test_a_slack_message_yields_its_author_who_is_the_same_member_the_users_stre
     env.writer.write_page(msgs, [later], stream="messages:C1")  # the member is stored: no derived copy
     assert len(env.docs("derived_records")) == 1
     assert len(svc.list_entities(TENANT, {"type": "person"})["entities"]) == 1
+
+
+def test_an_entity_lives_while_any_source_does(env: Env) -> None:
+    slack, sf = integration("slack", "sl", "users"), integration("salesforce", "sf", "contacts")
+    env.writer.write_page(slack, [slack_user("U1", "Ada Lovelace", "ada@example.com")], stream="users")
+    env.writer.write_page(sf, [sf_contact("003A", "Ada", "Lovelace", "ada@example.com")], stream="contacts")
+    svc = service(env, slack, sf)
+    gone = slack_user("U1", "Ada Lovelace", "ada@example.com", updated=2)
+    env.writer.write_page(slack, [Entity("user", "U1", gone.data, gone.updated_at, deleted=True)], stream="users")
+    [ada] = svc.list_entities(TENANT, {"type": "person"})["entities"]  # Salesforce still knows her
+    assert {(s["provider"], s["deleted"]) for s in ada["sources"]} == {("slack", True), ("salesforce", False)}
+    env.writer.write_page(sf, [Entity("contact", "003A", {}, "2025-01-01T00:00:00Z", deleted=True)], stream="contacts")
+    assert svc.list_entities(TENANT, {"type": "person"})["entities"] == []
+    assert svc.get(TENANT, ada["id"])["status"] == "deleted"
