@@ -87,6 +87,8 @@ class InProcessBudgets:
         self._overrides: dict[str, Override] = {}
         self._lock = threading.Lock()
         self._sweep_at = 0.0
+        self._marked: set[str] = set()
+        """Keys that were ever blocked or struck (a block-only budget needs a look-up only then)."""
 
     def _sweep(self, now: float) -> None:
         """Forget buckets idle for two windows (full again, nothing blocked, waiting or learned)."""
@@ -99,6 +101,7 @@ class InProcessBudgets:
             ]
             for key in idle:
                 del self._states[key]
+                self._marked.discard(key)
 
     # ------------------------------------------------------------------ decisions
 
@@ -143,7 +146,10 @@ class InProcessBudgets:
             owner: _State | None = None
             worst_interval = 0.0
             remaining = math.inf
+            marked = self._marked
             for budget in budgets:
+                if not budget.interval and budget.key not in marked:
+                    continue  # block-only, and never blocked nor struck: nothing to look up
                 state = states.get(budget.key)
                 if state is None or state.budget is not budget:
                     state = self._state(budget.key, budget)
@@ -199,14 +205,19 @@ class InProcessBudgets:
                 bucket = owner.budget.key if owner.budget is not None else ""
                 if worst_state is not owner:
                     bucket = f"{bucket}{FAIR_SEP}{tenant}"
-                first = states.get(budgets[0].key) if budgets else None
-                return Decision(False, worst, bucket, 0, first.strikes if first is not None else 0)
+                return Decision(False, worst, bucket, 0, self._first_strikes(budgets))
             for state, new_tat in charges:
                 state.tat = new_tat
                 state.allowed += 1
-            first = states.get(budgets[0].key) if budgets else None
             return Decision(True, 0.0, "", 0 if remaining is math.inf else int(remaining),
-                            first.strikes if first is not None else 0)
+                            self._first_strikes(budgets) if marked else 0)
+
+    def _first_strikes(self, budgets: Sequence[Budget]) -> int:
+        """Strikes of the first budget's key (the request's bucket), 0 when it never had any."""
+        if not budgets or budgets[0].key not in self._marked:
+            return 0
+        state = self._states.get(budgets[0].key)
+        return state.strikes if state is not None else 0
 
     def penalize(self, budgets: Sequence[Budget], *, decrease: float = 0.5, now: float | None = None) -> None:
         """See :meth:`shared.ratelimit.port.BudgetBackend.penalize`."""
@@ -232,6 +243,7 @@ class InProcessBudgets:
         with self._lock:
             state = self._state(key, None)
             state.blocked = max(state.blocked, until)
+            self._marked.add(key)
 
     def blocked_until(self, key: str, now: float | None = None) -> float | None:
         """See :meth:`shared.ratelimit.port.BudgetBackend.blocked_until`."""
@@ -250,6 +262,7 @@ class InProcessBudgets:
         with self._lock:
             state = self._state(key, None)
             state.strikes += 1
+            self._marked.add(key)
             return state.strikes
 
     def clear_strikes(self, key: str) -> None:
