@@ -60,6 +60,11 @@ class Catalog:
         self._load(provider)
         return self._by_type.get((provider, entity_type))
 
+    def versions(self, provider: str) -> dict[str, int]:
+        """The current mapping version of each entity type the provider's streams map."""
+        self._load(provider)
+        return {t: m.mapper.version for (p, t), m in sorted(self._by_type.items()) if p == provider and m is not None}
+
     def also_listed(self, provider: str, entity_type: str) -> bool:
         """Whether records of ``entity_type`` are both derived (from another stream) and listed by a stream
         of their own (a Slack message's author and ``users``): the same provider object either way."""

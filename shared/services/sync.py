@@ -3,16 +3,14 @@
 A run's position lives in its run document and advances only after the page it describes
 is stored, so re-processing a redelivered page is a no-op: records have deterministic ids
 and content hashes, and the next page's message has a deterministic id that duplicate
-detection drops. The document layout and its crash windows are described in
-:mod:`shared.services.runs`.
+detection drops. The document layout and its crash windows: :mod:`shared.services.runs`.
 
 The whole incremental state travels: every page is fetched with the run's committed
 ``start_state``; the run's candidate (``pending_state``) merges each page's ``state`` and is
 committed to the checkpoint only when the run succeeds. ``ResyncRequired`` ends a run as
 ``resynced`` and starts a full resync of its stream at once. A parent stream's page names
-child scopes; each starts (or re-triggers) a run of its own, keyed ``stream:parent_id``.
-A full listing sweeps the records it did not see (:mod:`shared.services.deletes`) before it
-succeeds.
+child scopes; each starts (or re-triggers) a run of its own, keyed ``stream:parent_id``. A full
+listing sweeps the records it did not see (:mod:`shared.services.deletes`) before it succeeds.
 """
 
 from __future__ import annotations
@@ -38,6 +36,7 @@ from shared.domain import (
     stream_key,
     utcnow,
 )
+from shared.engine.versions import remap_if_needed
 from shared.errors import (
     FailRun,
     HubError,
@@ -290,6 +289,8 @@ class SyncService:
     def _store(self, integration: Integration, run: SyncRun, page: Page) -> dict[str, int]:
         """Write one page's entities (marked as listed when the run is a full listing); the counters."""
         counts = {"records_seen": len(page.entities), "records_skipped": len(page.skipped), "pages": 1}
+        if run.next_page == 0:  # a changed mapping re-maps what is stored first (one read when nothing did)
+            remap_if_needed(self._writer.pages, integration)
         listing = run.id if run.full_listing else None
         outcome = self._writer.write_page(integration, page.entities, stream=run.key, listing_run=listing)
         for result in outcome.results:

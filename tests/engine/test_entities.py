@@ -319,3 +319,21 @@ def test_an_entity_lives_while_any_source_does(env: Env) -> None:
     env.writer.write_page(sf, [Entity("contact", "003A", {}, "2025-01-01T00:00:00Z", deleted=True)], stream="contacts")
     assert svc.list_entities(TENANT, {"type": "person"})["entities"] == []
     assert svc.get(TENANT, ada["id"])["status"] == "deleted"
+
+
+def test_a_changed_mapping_version_remaps_stored_records_before_the_next_run(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.engine.versions import remap_if_needed
+
+    slack = integration("slack", "sl", "users")
+    env.writer.write_page(slack, [slack_user("U1", "Ada Lovelace", "ada@example.com")], stream="users")
+    assert remap_if_needed(env.writer.pages, slack) == 0  # the marker is written
+    reads = env.store.snapshot()[0]
+    assert remap_if_needed(env.writer.pages, slack) == 0
+    assert env.store.snapshot()[0] == reads + 1  # one point read when nothing changed
+    mapper = env.writer.pages.catalog.mapper("slack", "user")
+    assert mapper is not None
+    monkeypatch.setattr(mapper, "version", mapper.version + 1)
+    assert remap_if_needed(env.writer.pages, slack) == 1
+    assert remap_if_needed(env.writer.pages, slack) == 0
