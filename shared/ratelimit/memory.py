@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from shared.ratelimit.model import FAIR_BURST, HIGH, LOW, PRIORITY_RESERVE, BucketView, Budget, Decision, Override
 
 RECOVER_PER_SECOND = 0.05
-"""AIMD additive increase: the refill factor grows back by this much per second after a 429."""
+"""AIMD additive increase of a bucket without a budget (each budget has its own, :attr:`Budget.recovery`)."""
 MIN_FACTOR = 1.0 / 64
 FAIR_MIN_HORIZON = 10.0
 """Seconds a tenant stays "active" on a fair budget after it last asked (at least)."""
@@ -74,11 +74,12 @@ class InProcessBudgets:
 
     Args:
         clock: Epoch seconds now (injected by tests and the simulation).
-        recover_per_second: AIMD additive increase of the refill factor.
+        recover_per_second: AIMD additive increase of the refill factor; None = each budget's own
+            (:attr:`Budget.recovery`: half the rate back over one window, 10 s to 10 min).
     """
 
     def __init__(
-        self, clock: Callable[[], float] = time.time, *, recover_per_second: float = RECOVER_PER_SECOND
+        self, clock: Callable[[], float] = time.time, *, recover_per_second: float | None = None
     ) -> None:
         self._clock = clock
         self._recover = recover_per_second
@@ -113,9 +114,14 @@ class InProcessBudgets:
             state.budget = budget
         return state
 
+    def _recovery(self, budget: Budget | None) -> float:
+        if self._recover is not None:
+            return self._recover
+        return budget.recovery if budget is not None else RECOVER_PER_SECOND
+
     def _interval(self, state: _State, base: float, now: float) -> float:
         if state.factor < 1.0:
-            factor = state.factor + (now - state.factor_at) * self._recover
+            factor = state.factor + (now - state.factor_at) * self._recovery(state.budget)
             if factor >= 1.0:
                 state.factor = factor = 1.0
             base /= factor
@@ -225,7 +231,7 @@ class InProcessBudgets:
         with self._lock:
             for budget in budgets:
                 state = self._state(budget.key, budget)
-                current = min(1.0, state.factor + (now - state.factor_at) * self._recover)
+                current = min(1.0, state.factor + (now - state.factor_at) * self._recovery(budget))
                 state.factor = max(MIN_FACTOR, current * decrease)
                 state.factor_at = now
 
@@ -286,7 +292,8 @@ class InProcessBudgets:
                     continue
                 budget = state.budget
                 interval = self._interval(state, budget.interval, now)
-                factor = min(1.0, state.factor + (now - state.factor_at) * self._recover) if state.factor < 1 else 1.0
+                recovered = state.factor + (now - state.factor_at) * self._recovery(budget)
+                factor = min(1.0, recovered) if state.factor < 1 else 1.0
                 found.append(_view(key, budget, state, interval, now, factor))
             return found
 

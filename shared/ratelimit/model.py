@@ -95,6 +95,11 @@ class Budget:
         return cls(key, name="block", level="operation", limit=math.inf, strict=False)
 
     @property
+    def recovery(self) -> float:
+        """AIMD additive increase per second: half the rate comes back over one window (10 s to 10 min)."""
+        return 0.5 / min(max(self.window, 10.0), 600.0)
+
+    @property
     def usable(self) -> float:
         """Requests per window this budget may spend (``limit`` less the reserve)."""
         return max(self.limit * (1.0 - self.reserve), 1.0)

@@ -58,7 +58,7 @@ class RedisBudgets:
         fail_closed_seconds: How long every request is deferred after Redis stops answering.
         fallback_share: Share of each limit the local fallback budgets allow (≤ 1).
         probe_seconds: How often Redis is tried again during an outage.
-        recover_per_second: AIMD additive increase.
+        recover_per_second: AIMD additive increase; None = each budget's own (:attr:`Budget.recovery`).
     """
 
     def __init__(
@@ -69,7 +69,7 @@ class RedisBudgets:
         fail_closed_seconds: float = 30.0,
         fallback_share: float = 0.25,
         probe_seconds: float = 2.0,
-        recover_per_second: float = RECOVER_PER_SECOND,
+        recover_per_second: float | None = None,
     ) -> None:
         self._client = client
         self._clock = clock
@@ -86,7 +86,7 @@ class RedisBudgets:
         self._scaled: dict[Budget, Budget] = {}
         self._encodings: dict[Budget, bytes] = {}
         self._keys: dict[str, str] = {}
-        self._fixed = (repr(recover_per_second), repr(FAIR_BURST), repr(FAIR_MIN_HORIZON), repr(FAIR_HORIZON_INTERVALS),
+        self._fixed = (repr(RECOVER_PER_SECOND), repr(FAIR_BURST), repr(FAIR_MIN_HORIZON), repr(FAIR_HORIZON_INTERVALS),
                        repr(PRIORITY_RESERVE))
         self._down_since: float | None = None
         self._next_probe = 0.0
@@ -166,6 +166,7 @@ class RedisBudgets:
                 budget.interval, budget.capacity, budget.low_capacity, 1 if budget.fair else 0,
                 budget.limit if math.isfinite(budget.limit) else 0,
                 budget.window, budget.name, budget.level,
+                self._recover if self._recover is not None else budget.recovery,
             ])
         return found
 
@@ -247,7 +248,8 @@ class RedisBudgets:
         if not budgets:
             return
         keys = [redis_key(b.key) for b in budgets]
-        args = [self._now_arg(now), repr(decrease), repr(self._recover), repr(MIN_FACTOR)]
+        args = [self._now_arg(now), repr(decrease), repr(MIN_FACTOR),
+                *(repr(self._recover if self._recover is not None else b.recovery) for b in budgets)]
         if self._call(lambda: self._penalize(keys=keys, args=args)) is None:
             self._fallback.penalize([self._scaled_budget(b) for b in budgets], decrease=decrease, now=now)
 
@@ -352,7 +354,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _view(key: str, f: dict[str, str], now: float, recover: float) -> BucketView:
+def _view(key: str, f: dict[str, str], now: float, recover: float | None) -> BucketView:
     def num(name: str, default: float = 0.0) -> float:
         try:
             return float(f[name])
@@ -362,7 +364,8 @@ def _view(key: str, f: dict[str, str], now: float, recover: float) -> BucketView
     interval, cap = num("iv", 1.0), num("cap", 1.0)
     factor = num("f", 1.0)
     if factor < 1.0:
-        factor = min(1.0, factor + (now - num("fa", now)) * recover)
+        rate = recover if recover is not None else 0.5 / min(max(num("win", 10.0), 10.0), 600.0)
+        factor = min(1.0, factor + (now - num("fa", now)) * rate)
         interval /= max(factor, MIN_FACTOR)
     if num("lu") > now and num("li") > interval:
         interval = num("li")

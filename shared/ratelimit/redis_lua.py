@@ -60,7 +60,7 @@ local function decide(req)
     elseif interval > 0 then
       local factor = tonumber(s[3]) or 1
       if factor < 1 then
-        factor = factor + (now - (tonumber(s[4]) or now)) * recover
+        factor = factor + (now - (tonumber(s[4]) or now)) * (b[9] or recover)
         if factor > 1 then factor = 1 end
         interval = interval / factor
       end
@@ -174,8 +174,9 @@ if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
-local decrease, recover, floor = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local decrease, floor = tonumber(ARGV[2]), tonumber(ARGV[3])
 for i, key in ipairs(KEYS) do
+  local recover = tonumber(ARGV[3 + i])
   local s = redis.call('HMGET', key, 'f', 'fa')
   local f = tonumber(s[1]) or 1
   if f < 1 then

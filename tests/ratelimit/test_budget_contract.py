@@ -170,3 +170,15 @@ def test_overrides_are_stored_and_replaced_by_scope(backend: BudgetBackend) -> N
     backend.set_override(Override("slack", "tier2", disabled=True))
     found = {o.scope: o for o in backend.overrides()}
     assert found["github/acme/*/token"].limit == 200 and found["slack/*/*/tier2"].disabled
+
+
+def test_aimd_recovers_over_the_budgets_own_window_from_ten_seconds_to_ten_minutes(
+    backend: BudgetBackend, clock: FakeClock
+) -> None:
+    hourly = Budget("p:token", "token", "integration", limit=5000, window=3600, burst=50)
+    backend.acquire([hourly])
+    backend.penalize([hourly])
+    clock.advance(60)
+    assert {v.key: v.factor for v in backend.views()}["p:token"] == pytest.approx(0.55, abs=0.01)
+    clock.advance(540)
+    assert {v.key: v.factor for v in backend.views()}["p:token"] == 1.0
