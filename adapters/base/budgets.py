@@ -92,7 +92,7 @@ class BudgetRenderer:
                     self._cache.clear()
                 budget = self._cache[key] = Budget(
                     key, spec.name, spec.level, spec.limit, spec.window_seconds, spec.burst, spec.strict,
-                    spec.reserve, spec.fair, spec.learn,
+                    spec.reserve, spec.fair, spec.learn, spec.enabled,
                 )
             found.append(budget)
         return tuple(found)

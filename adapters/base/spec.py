@@ -102,9 +102,17 @@ class BudgetSpec(_Spec):
     reserve: float = Field(0.0, ge=0, lt=1)
     fair: bool = False
     learn: bool = False
+    enabled: bool = True
+    """False: off until an operator's override gives it a limit (an app budget no provider publishes)."""
     buckets: tuple[str, ...] = ()
     methods: tuple[str, ...] = ()
     path_pattern: str | None = None
+
+
+APP_BUDGET = BudgetSpec(name="app", level="app", key="app", limit=5000, window_seconds=3600, burst=25, fair=True,
+                        enabled=False)
+"""The provider app across every tenant, shared fairly among them. No provider publishes such a limit for
+the hub's providers, so it is off until an operator sets one (``IHUB_RATE_LIMIT_OVERRIDES``, budget ``app``)."""
 
 
 class RateLimitSpec(_Spec):

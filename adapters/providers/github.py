@@ -11,6 +11,7 @@ import httpx
 
 from adapters.base.adapter import Adapter, Entity
 from adapters.base.spec import (
+    APP_BUDGET,
     AuthSpec,
     BudgetSpec,
     PaginationSpec,
@@ -49,6 +50,7 @@ SPEC = ProviderSpec(
         limited_statuses=(403, 429),
         default_wait_seconds=60,
         budgets=(
+            APP_BUDGET,
             # primary: 5,000 an hour per token (the headers pace what is left until the reset)
             BudgetSpec(name="token", level="integration", key="{connection}", limit=5000, window_seconds=3600,
                        burst=50, learn=True),

@@ -26,6 +26,7 @@ from typing import Any
 from adapters.base.adapter import Adapter, Connection, Entity, Page
 from adapters.base.request import ApiRequest, join_url
 from adapters.base.spec import (
+    APP_BUDGET,
     AuthSpec,
     BodyError,
     BudgetSpec,
@@ -74,8 +75,11 @@ SPEC = ProviderSpec(
         default_wait_seconds=60,
         # per-user quotas (one connection is one user): Calendar's default is about 600 a minute per user
         # (Drive allows more); unconfirmed figures, so operators override them
-        budgets=(BudgetSpec(name="user", level="integration", key="{connection}", limit=600, window_seconds=60,
-                            strict=False),),
+        budgets=(
+            APP_BUDGET,
+            BudgetSpec(name="user", level="integration", key="{connection}", limit=600, window_seconds=60,
+                       strict=False),
+        ),
     ),
     retry=RetrySpec(backoff="exponential", max_backoff_seconds=64.0, max_inline_wait_seconds=2.0),
     errors=ErrorSpec(

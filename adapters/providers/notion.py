@@ -27,6 +27,7 @@ from typing import Any
 
 from adapters.base.adapter import Adapter
 from adapters.base.spec import (
+    APP_BUDGET,
     AuthSpec,
     BodyError,
     BudgetSpec,
@@ -81,8 +82,11 @@ SPEC = ProviderSpec(
         limited_statuses=(429,),
         default_wait_seconds=1.0,
         # about 3 requests a second per connection, on average (short bursts are tolerated)
-        budgets=(BudgetSpec(name="connection", level="integration", key="{connection}", limit=3, window_seconds=1,
-                            burst=3, strict=False),),
+        budgets=(
+            APP_BUDGET,
+            BudgetSpec(name="connection", level="integration", key="{connection}", limit=3, window_seconds=1,
+                       burst=3, strict=False),
+        ),
     ),
     errors=ErrorSpec(
         body=(BodyError(when_path="object", equals="error", code_path="code", message_path="message"),),

@@ -29,6 +29,7 @@ from adapters.base.adapter import Adapter, Connection, PushResult
 from adapters.base.push import PushOperation
 from adapters.base.request import ApiRequest, join_url, render
 from adapters.base.spec import (
+    APP_BUDGET,
     AuthSpec,
     BodyError,
     BudgetSpec,
@@ -115,8 +116,11 @@ SPEC = ProviderSpec(
         default_wait_seconds=3600,
         # the org's daily API quota (Sforce-Limit-Info teaches the real limit and usage); 20% is kept
         # back for the customer's own use (override `reserve` per tenant or integration)
-        budgets=(BudgetSpec(name="org_daily", level="tenant", key="{config[instance_url]}", limit=100_000,
-                            window_seconds=86_400, reserve=0.2, learn=True),),
+        budgets=(
+            APP_BUDGET,
+            BudgetSpec(name="org_daily", level="tenant", key="{config[instance_url]}", limit=100_000,
+                       window_seconds=86_400, reserve=0.2, learn=True),
+        ),
     ),
     errors=ErrorSpec(
         body=(BodyError(when_path="0.errorCode", code_path="0.errorCode", message_path="0.message"),),

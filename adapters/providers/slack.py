@@ -28,6 +28,7 @@ from adapters.base.adapter import Adapter, Connection, Entity, Page, PushResult
 from adapters.base.paths import get_path
 from adapters.base.push import PushOperation
 from adapters.base.spec import (
+    APP_BUDGET,
     AuthSpec,
     BodyError,
     BudgetSpec,
@@ -80,6 +81,7 @@ SPEC = ProviderSpec(
         # per method, per workspace (one connection is one workspace), by tier: 1+, 20+, 50+, 100+ a minute;
         # chat.postMessage about 1 a second per channel
         budgets=(
+            APP_BUDGET,
             *(
                 BudgetSpec(name=tier, level="operation", key="{connection}:{endpoint}", limit=limit, window_seconds=60,
                            strict=False, buckets=(tier,))

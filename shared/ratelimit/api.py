@@ -115,11 +115,17 @@ def set_rate_limit_override(hub: Hub, tenant: str, body: Any) -> dict[str, Any]:
                 code="invalid_override",
             )
     adapter = hub.adapters.adapter(parsed.provider)  # NotFound for an unknown provider
-    names = [b.name for b in adapter.spec.rate_limit.budgets]
-    if parsed.budget not in names:
+    specs = {b.name: b for b in adapter.spec.rate_limit.budgets}
+    if parsed.budget not in specs:
         raise InvalidInput(
-            f"{parsed.provider} has no budget {parsed.budget!r}; its budgets: {', '.join(names) or 'none'}",
+            f"{parsed.provider} has no budget {parsed.budget!r}; its budgets: {', '.join(specs) or 'none'}",
             code="unknown_budget",
+        )
+    if specs[parsed.budget].level == "app":
+        raise InvalidInput(
+            f"{parsed.provider} budget {parsed.budget!r} is shared by every tenant of the provider app: an operator "
+            "sets it in IHUB_RATE_LIMIT_OVERRIDES, not one tenant",
+            code="app_budget",
         )
     if parsed.limit is None and parsed.window_seconds is None and parsed.reserve is None and not parsed.disabled:
         raise InvalidInput(

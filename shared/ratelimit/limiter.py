@@ -129,7 +129,7 @@ class RateLimiter(RateLimitState):
         cache_key = (budget, tenant, integration)
         if cache_key in self._adjusted:
             return self._adjusted[cache_key]
-        found: Budget | None = budget
+        found: Budget | None = budget if budget.enabled else None
         table = self._overrides
         for scope in (
             f"{provider}/{tenant}/{integration}/{budget.name}",
@@ -147,6 +147,7 @@ class RateLimiter(RateLimitState):
                 limit=override.limit if override.limit is not None else budget.limit,
                 window=override.window_seconds if override.window_seconds is not None else budget.window,
                 reserve=override.reserve if override.reserve is not None else budget.reserve,
+                enabled=True,
             )
             break
         if len(self._adjusted) > 50_000:
@@ -169,10 +170,11 @@ class RateLimiter(RateLimitState):
             block = self._blocks[ctx.bucket_key] = Budget.block_only(ctx.bucket_key)
         found = [block]
         for budget in ctx.budgets:
-            if self._overrides:
-                budget = self.effective(budget, ctx.provider, ctx.tenant, ctx.integration)
-                if budget is None:
+            if self._overrides or not budget.enabled:
+                effective = self.effective(budget, ctx.provider, ctx.tenant, ctx.integration)
+                if effective is None:
                     continue
+                budget = effective
             found.append(budget)
         return found
 

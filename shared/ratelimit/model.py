@@ -57,6 +57,7 @@ class Budget:
         reserve: Share of ``limit`` kept back (a Salesforce org's own use).
         fair: Shared fairly among the tenants that use it (an app budget across tenants).
         learn: The provider's remaining/reset (or quota) headers update this budget.
+        enabled: False = off until an override gives it a limit.
     """
 
     key: str
@@ -69,6 +70,7 @@ class Budget:
     reserve: float = 0.0
     fair: bool = False
     learn: bool = False
+    enabled: bool = True
     interval: float = field(init=False, repr=False, compare=False)
     capacity: float = field(init=False, repr=False, compare=False)
     low_capacity: float = field(init=False, repr=False, compare=False)

@@ -51,6 +51,7 @@ def test_bad_overrides_get_a_precise_4xx_and_change_nothing(admin: httpx.Client,
     connect_github(admin, github_sandbox)
     cases = [
         ({"provider": "github", "budget": "nope", "limit": 5}, 400, "unknown_budget"),
+        ({"provider": "github", "budget": "app", "limit": 5}, 400, "app_budget"),
         ({"provider": "github", "budget": "token"}, 400, "invalid_override"),
         ({"provider": "github", "budget": "token", "limit": -1}, 400, "invalid_override"),
         ({"provider": "github", "budget": "token", "limit": 5, "tenant": "tenant-b"}, 400, "invalid_override"),

@@ -165,3 +165,21 @@ def test_a_salesforce_org_near_its_quota_keeps_the_reserve_and_never_meets_reque
         assert sb.quota.used <= 40 - 8  # the reserve was never touched, and no 403 REQUEST_LIMIT_EXCEEDED
     view = next(v for v in limiter.views() if v.name == "org_daily")
     assert view.remaining <= 4 and view.deferred >= 1
+
+
+def test_an_app_budget_set_by_an_operator_is_shared_fairly_by_every_tenant(sandbox: GitHubSandbox) -> None:
+    from shared.ratelimit.factory import parse_overrides
+
+    overrides = parse_overrides('[{"provider": "github", "budget": "app", "limit": 8, "window_seconds": 3600}]')
+    limiter = RateLimiter(InProcessBudgets(), overrides=overrides)
+    sent = {"tenant-a": 0, "tenant-b": 0}
+    with GitHubAdapter(rate_limits=limiter) as adapter:
+        for _ in range(10):
+            for tenant in sent:  # tenant-a asks first every round: fairness, not order, decides
+                try:
+                    adapter.fetch_page(conn(sandbox, tenant=tenant), "issues", None, None)
+                    sent[tenant] += 1
+                except BudgetDeferred as exc:
+                    assert exc.bucket.startswith("github:app:app")
+    assert sum(sent.values()) <= 8 and sent["tenant-b"] >= 2
+    assert any(v.name == "app" and v.level == "app" for v in limiter.views("tenant-b"))

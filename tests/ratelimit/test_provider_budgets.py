@@ -18,7 +18,9 @@ def budgets(provider: str, method: str, url: str, *, bucket: str | None = None, 
     try:
         conn = Connection("acme", "int-1", "https://api.example", SecretStr("t"), config or {})
         found = adapter.budgets_for(conn, method, url, bucket, None, body)
-        return {b.name: (b.key, b.limit, b.window, b.reserve) for b in found}
+        app = [b for b in found if b.name == "app"]
+        assert len(app) == 1 and app[0].level == "app" and app[0].fair and not app[0].enabled  # off by default
+        return {b.name: (b.key, b.limit, b.window, b.reserve) for b in found if b.enabled}
     finally:
         adapter.close()
 
