@@ -45,6 +45,20 @@ class RateLimited(RetryLater):
     code = "rate_limited"
 
 
+class BudgetDeferred(RateLimited):
+    """Our own budget (not the provider) says not yet: the work is rescheduled for ``retry_at``.
+
+    Nothing failed, so it is not a retry: a queue handler reschedules it without spending one
+    of the message's attempts, and the integration's status is left alone.
+    """
+
+    code = "budget_deferred"
+
+    def __init__(self, message: str, *, retry_at: datetime, bucket: str) -> None:
+        super().__init__(message, retry_at=retry_at)
+        self.bucket = bucket
+
+
 class WriteConflict(RetryLater):
     """Another writer changed the document first (an ETag precondition failed).
 

@@ -38,6 +38,7 @@ class _Msg(BaseModel):
     tenant_id: Id
     integration_id: Id
     attempt: int = Field(0, ge=0)
+    deferrals: int = Field(0, ge=0)  # budget deferrals so far (they spend no attempt)
 
 
 ParentId = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\x00-\x1f\x7f]+$")]

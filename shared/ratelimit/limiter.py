@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from shared.errors import RateLimited
+from shared.errors import BudgetDeferred, RateLimited
 from shared.http import RateLimitState, RequestContext
 from shared.ratelimit.model import HIGH, LEVELS, LOW, PRIORITY_RANK, BucketView, Budget, Override
 from shared.ratelimit.port import BudgetBackend
@@ -36,15 +36,7 @@ AGING_AFTER = 3
 """Deferrals of the same request (``ctx.request_key``) after which low-priority work asks as high priority,
 so a page that keeps losing its slot to others gets the reserved part of the burst (no starvation)."""
 
-
-class BudgetDeferred(RateLimited):
-    """Our own budget (not the provider) says not yet: the work is rescheduled for ``retry_at``."""
-
-    code = "budget_deferred"
-
-    def __init__(self, message: str, *, retry_at: datetime, bucket: str) -> None:
-        super().__init__(message, retry_at=retry_at)
-        self.bucket = bucket
+__all__ = ["BudgetDeferred", "Exceeded", "RateLimiter"]
 
 
 @dataclass(frozen=True)

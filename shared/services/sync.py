@@ -38,6 +38,7 @@ from shared.domain import (
 )
 from shared.engine.versions import remap_if_needed
 from shared.errors import (
+    BudgetDeferred,
     FailRun,
     HubError,
     InvalidInput,
@@ -52,6 +53,7 @@ from shared.http import redact_text
 from shared.messages import OutboundMessage, PageMessage, WebhookMessage, encode
 from shared.ports.blobs import BlobStore
 from shared.ports.queue import OutgoingMessage, WorkQueue, fit_id
+from shared.ratelimit.priority import priority_of_trigger, work_priority
 from shared.services.connections import AdapterHub
 from shared.services.deletes import ListingSweeper
 from shared.services.events import DomainEvents
@@ -235,13 +237,14 @@ class SyncService:
                 code="page_ceiling",
             )
         try:
-            page = adapter.fetch_page(
-                self._adapters.connection(integration),
-                run.stream,
-                run.start_state,
-                run.next_token,
-                parent_id=run.parent_id,
-            )
+            with work_priority(priority_of_trigger(run.trigger)):  # webhook and admin runs before scheduled ones
+                page = adapter.fetch_page(
+                    self._adapters.connection(integration),
+                    run.stream,
+                    run.start_state,
+                    run.next_token,
+                    parent_id=run.parent_id,
+                )
         except ResyncRequired as exc:
             self._resync(integration, run, exc)
             return
@@ -462,6 +465,11 @@ class SyncService:
 
     def _note_retry(self, tenant_id: str, integration_id: str, run_id: str | None, error: RetryLater) -> None:
         if isinstance(error, WriteConflict):
+            return
+        if isinstance(error, BudgetDeferred):  # our own pacing: shown once, no event (the limiter tells of 429s)
+            reason = f"budget_deferred: waiting for its rate budget {error.bucket}"
+            self.health.set(tenant_id, integration_id, IntegrationStatus.RATE_LIMITED, reason,
+                            only_from=frozenset(SYNCABLE_STATUSES) - {IntegrationStatus.RATE_LIMITED})
             return
         integration = self._repos.integrations.get(tenant_id, integration_id)
         if integration is None:

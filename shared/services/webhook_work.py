@@ -16,6 +16,7 @@ from shared.domain import Integration, WebhookEvent, WebhookStatus, utcnow
 from shared.errors import HubError, RetryLater, SkipRecord, UnexpectedError
 from shared.messages import WebhookMessage
 from shared.ports.blobs import BlobStore
+from shared.ratelimit.priority import work_priority
 from shared.services.connections import AdapterHub
 from shared.services.records import RecordWriter
 from shared.services.repositories import Repositories
@@ -120,7 +121,8 @@ class WebhookApplier:
             return found
         conn = self._adapters.connection(integration)
         for fetch in work.fetch:
-            response = adapter.send(conn, "GET", conn.base_url.rstrip("/") + fetch.path)
+            with work_priority("webhook"):  # a webhook's fetch goes before scheduled backfill
+                response = adapter.send(conn, "GET", conn.base_url.rstrip("/") + fetch.path)
             error = adapter.classify_error(response)
             if error is not None:
                 raise error

@@ -31,7 +31,16 @@ from pydantic import BaseModel
 
 from shared import telemetry
 from shared.domain import DeadLetter, doc_id, utcnow
-from shared.errors import FailRun, HubError, InvalidInput, QueueDeadLettered, RetryLater, UnexpectedError, WriteConflict
+from shared.errors import (
+    BudgetDeferred,
+    FailRun,
+    HubError,
+    InvalidInput,
+    QueueDeadLettered,
+    RetryLater,
+    UnexpectedError,
+    WriteConflict,
+)
 from shared.http import DEFAULT_MAX_WAIT_SECONDS, redact_text
 from shared.messages import encode, tenant_hint
 from shared.ports.queue import OutgoingMessage, WorkQueue, fit_id
@@ -55,6 +64,8 @@ class WorkRunner:
         queue_name: The queue this runner serves.
         dead_letters: The ``dead_letters`` repository.
         max_attempts: Reschedules of one message before it is given up on.
+        max_deferrals: Budget deferrals (``BudgetDeferred``: our own rate budget said "not yet") of one
+            message before it is given up on; they spend no attempt, since nothing failed.
         backoff_base_seconds: First backoff when an error names no time.
         max_delivery_count: The queue's own maximum delivery count (Service Bus
             ``maxDeliveryCount``; ``IHUB_QUEUE_MAX_DELIVERY_COUNT`` locally): the delivery on
@@ -69,6 +80,7 @@ class WorkRunner:
         dead_letters: Repository[DeadLetter],
         *,
         max_attempts: int = 8,
+        max_deferrals: int = 1000,
         backoff_base_seconds: float = 5.0,
         max_delivery_count: int = 10,
         max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS,
@@ -77,6 +89,7 @@ class WorkRunner:
         self._queue_name = queue_name
         self._dead_letters = dead_letters
         self._max_attempts = max_attempts
+        self._max_deferrals = max_deferrals
         self._backoff = backoff_base_seconds
         self._max_deliveries = max_delivery_count
         self._max_wait = max_wait_seconds
@@ -162,23 +175,25 @@ class WorkRunner:
         session_id: str | None,
         delivery_count: int,
     ) -> str:
-        attempt = int(getattr(message, "attempt", 0)) + 1
-        if attempt >= self._max_attempts:
-            final = FailRun(
-                f"gave up after {attempt} attempts: {exc.code}: {redact_text(str(exc))}", code="retries_exhausted"
-            )
+        deferred = isinstance(exc, BudgetDeferred)  # our own budget said "not yet": nothing failed
+        attempt = int(getattr(message, "attempt", 0)) + (0 if deferred else 1)
+        deferrals = int(getattr(message, "deferrals", 0)) + (1 if deferred else 0)
+        if attempt >= self._max_attempts or deferrals >= self._max_deferrals:
+            what = f"{deferrals} budget deferrals" if deferred else f"{attempt} attempts"
+            final = FailRun(f"gave up after {what}: {exc.code}: {redact_text(str(exc))}", code="retries_exhausted")
             self.dead_letter_for(message, message_id, body, "retries_exhausted", str(final), delivery_count)
             on_failure(message, final)
             return "dead_lettered"
         on_failure(message, exc)  # rate_limited / degraded while the work waits; the run goes on
-        at = self.retry_time(exc, attempt)
+        at = self.retry_time(exc, max(attempt, 1))
         telemetry.count("ihub.ratelimit.deferrals", queue=self._queue_name, reason=exc.code)
-        copy = message.model_copy(update={"attempt": attempt})
+        copy = message.model_copy(update={"attempt": attempt, "deferrals": deferrals})
         base = message_id.split(RETRY_SUFFIX)[0]
+        suffix = f"{attempt}.{deferrals}" if deferrals else str(attempt)  # every reschedule a new message id
         self._queue.send(
             self._queue_name,
             OutgoingMessage(
-                encode(copy), fit_id(f"{base}{RETRY_SUFFIX}{attempt}"), session_id=session_id, scheduled_at=at
+                encode(copy), fit_id(f"{base}{RETRY_SUFFIX}{suffix}"), session_id=session_id, scheduled_at=at
             ),
         )
         log.info("rescheduled %s for %s (%s: %s)", message_id, at.isoformat(timespec="seconds"), exc.code, exc)
