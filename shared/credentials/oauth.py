@@ -103,6 +103,9 @@ class OAuthFlow:
         self.unsubscribe: Callable[[Integration], object] | None = None
         """Stops the integration's managed webhook subscriptions (set by the wiring); runs first,
         while the credential still works."""
+        self.subscribe: Callable[[Integration], object] | None = None
+        """Creates the integration's managed webhook subscriptions once it is connected (set by the
+        wiring); a failure is logged and the SubscriptionRenewer's reconcile tick tries again."""
 
     # ------------------------------------------------------------------ connect
 
@@ -197,6 +200,11 @@ class OAuthFlow:
         self._events.publish(AppConnected(tenant_id=tenant_id, integration_id=integration_id,
                                           provider=integration.provider))
         log.info("integration %s connected through OAuth (was %s)", integration_id, was[0] if was else "?")
+        if self.subscribe is not None and stored is not None:
+            try:
+                self.subscribe(stored)
+            except HubError as exc:  # the connection stands; the reconciling timer retries
+                log.warning("webhook subscriptions of %s not created yet (%s): %s", integration_id, exc.code, exc)
         text = f"{integration.display_name} is connected. You can close this window."
         return CallbackPage(200, _page("Connected", text), stored)
 

@@ -110,4 +110,7 @@ def wire(hub: Hub) -> CredentialServices:
     subscriptions = getattr(hub, "subscriptions", None)
     if subscriptions is not None:
         oauth.unsubscribe = subscriptions.unsubscribe
+        public = settings.public_base_url
+        if public:  # without a public URL the provider could not reach the hub: webhook-setup says so
+            oauth.subscribe = lambda integration: subscriptions.ensure(integration, public)
     return CredentialServices(leases, exchange, apps, refresher, tokens, oauth, notices)

@@ -120,6 +120,13 @@ class SubscriptionService:
         """
         return self._subscribe(integration, base_url)[0]
 
+    def ensure(self, integration: Integration, base_url: str | None) -> list[WebhookSubscription]:
+        """:meth:`subscribe` where the hub manages the provider's subscriptions; nothing where they are manual."""
+        spec = self._adapters.adapter(integration.provider).spec.webhook
+        if spec is None or spec.subscription is None:
+            return []
+        return self.subscribe(integration, base_url)
+
     def _subscribe(self, integration: Integration, base_url: str | None) -> tuple[list[WebhookSubscription], int]:
         """``(the active subscriptions, how many of them were created now)``."""
         adapter, sub_spec = self._spec(integration)

@@ -134,3 +134,18 @@ def test_disconnect_stops_managed_subscriptions_first(
     assert made and len(github_sandbox.hooks) == 1
     assert oadmin.post("/integrations/gh-o/disconnect").json()["status"] == "disconnected"
     assert len(github_sandbox.hooks) == 0  # the repository hook was deleted while the token still worked
+
+
+def test_connect_creates_managed_subscriptions_once_connected(
+    oadmin: httpx.Client, ohost: Any, ohub: Any, github_sandbox: Any
+) -> None:
+    create(oadmin, github_sandbox)
+    secret = {"webhook_secret": "wh-secret-for-tests"}
+    assert oadmin.put("/integrations/gh-o/credential", json=secret).status_code == 200
+    # what the wiring sets when IHUB_PUBLIC_BASE_URL is known
+    ohub.credential_services.oauth.subscribe = lambda i: ohub.subscriptions.ensure(i, f"{ohost.base_url}/api")
+    _, page = connect(oadmin)
+    assert page.status_code == 200 and "is connected" in page.text
+    [hook] = github_sandbox.hooks.values()
+    assert hook["config"]["url"] == f"{ohost.base_url}/api/webhooks/github/gh-o"
+    assert hook["config"]["secret"] == "wh-secret-for-tests"
