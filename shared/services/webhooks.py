@@ -172,7 +172,8 @@ class WebhookIntake:
             raise InvalidInput("the delivery carries no event", code="invalid_body")
         if len(verdict.events) == 1 and verdict.payload is not None and not isinstance(verdict.payload, dict):
             raise InvalidInput("body: must be a JSON object", code="invalid_json")
-        events = [self._event(integration, variant, subscription, body, verdict, e) for e in verdict.events]
+        kept = {k.lower(): v for k, v in headers.items() if k.lower() in KEPT_HEADERS}
+        events = [self._event(integration, variant, subscription, body, verdict, e, kept) for e in verdict.events]
         if len(events) == 1:  # every log line of this delivery names it (several events: each message does)
             telemetry.bind(delivery_id=events[0].delivery_id, event_id=events[0].id)
         fresh = self._persist(integration.tenant_id, events)
@@ -267,6 +268,7 @@ class WebhookIntake:
         raw: bytes,
         verdict: Verdict,
         carried: VerifiedEvent,
+        kept_headers: dict[str, str],
     ) -> WebhookEvent:
         event_id = doc_id("wh", f"{integration.id}/{carried.id}")
         single = len(verdict.events) == 1 and isinstance(verdict.payload, dict) and carried.data is verdict.payload
@@ -279,6 +281,7 @@ class WebhookIntake:
             delivery_id=carried.id[:200],
             event_type=(carried.type or "unknown")[:100],
             body_size=len(raw),
+            headers=kept_headers,
             variant=variant,
             subscription_id=subscription.id if subscription else None,
             ttl=self._ttl,

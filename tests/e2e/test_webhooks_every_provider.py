@@ -279,3 +279,13 @@ def test_custom_source_standard_webhooks_once_duplicate_stale_forged_rotated_del
     assert wait_for(lambda: len(_events(admin, "src-1", "processed")) == 2, devhost)
     [gone] = _records(admin, "src-1")
     assert gone["deleted"] is True
+
+
+def test_an_event_keeps_the_delivery_content_type_and_user_agent_only(devhost: Any, admin: httpx.Client) -> None:
+    _connect(admin, "slack-1", "slack", {"api_base_url": "http://127.0.0.1:9"}, webhook_secret=SECRET)
+    body = sample("slack", "message", now=time.time(), key=WebhookKey()).body
+    signed = build_strategy(SLACK).sign(body, WebhookKey(secret=SecretStr(SECRET)), now=time.time())
+    headers = {**signed.headers, "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)"}
+    assert httpx.post(_url(devhost, "slack", "slack-1"), content=body, headers=headers, timeout=10).status_code == 202
+    [event] = _events(admin, "slack-1")
+    assert event["headers"] == {"content-type": "application/json", "user-agent": headers["User-Agent"]}
