@@ -22,6 +22,7 @@ from typing import Literal
 
 from pydantic import SecretStr
 
+from shared import telemetry
 from shared.credentials.exchange import Endpoints, GrantRejected, TokenExchange
 from shared.credentials.lease import FencedLeases, Lease
 from shared.credentials.models import AnyCredential, is_due, secret_name
@@ -102,6 +103,21 @@ class CredentialRefresher:
             ReauthRequired: Nothing refreshable is stored.
             RetryLater: A transient failure outlasted the retries, or another holder took too long.
         """
+        outcome = "failed"
+        try:
+            result = self._refresh(integration, rejected=rejected, force=force)
+            outcome = result.status
+            return result
+        except GrantRejected:
+            outcome = "rejected"
+            raise
+        except RetryLater:
+            outcome = "retry"
+            raise
+        finally:  # ihub.credentials.refresh: refreshed, fresh, waited, rejected, retry or failed
+            telemetry.count("ihub.credentials.refresh", provider=integration.provider, outcome=outcome)
+
+    def _refresh(self, integration: Integration, *, rejected: SecretStr | None, force: bool) -> RefreshOutcome:
         name = secret_name(integration, "auth")
         holder = uuid.uuid4().hex
         started = time.time()

@@ -229,3 +229,24 @@ def test_waiters_do_not_pile_on_a_failing_provider(tmp_path: Path, oauth_sandbox
     assert errors == ["retry_later"] * 10
     assert oauth_sandbox.refresh_calls == 3  # the holder's three tries with backoff; the waiters made none
     r.close()
+
+
+def test_refresh_outcomes_are_counted_by_provider(tmp_path: Path, oauth_sandbox: GitHubOAuthSandbox) -> None:
+    from shared import telemetry
+    from shared.credentials.exchange import GrantRejected
+
+    telemetry.reset_metrics()
+    r = rig(tmp_path, oauth_sandbox.base_url)
+    oauth_sandbox.refresh_latency_seconds = 0
+    store_grant(r, _grant(oauth_sandbox), integration(), expires_in=8 * 3600)
+    r.refresher.refresh(integration())  # not due: fresh
+    r.refresher.refresh(integration(), force=True)  # refreshed
+    grant = _grant(oauth_sandbox)
+    oauth_sandbox.oauth.refresh(CLIENT_ID, grant["refresh_token"])  # used elsewhere: the next one is refused
+    store_grant(r, grant, integration())
+    with pytest.raises(GrantRejected):
+        r.refresher.refresh(integration())
+    provider = integration().provider
+    for outcome in ("fresh", "refreshed", "rejected"):
+        assert telemetry.total("ihub.credentials.refresh", provider=provider, outcome=outcome) == 1, outcome
+    r.close()
