@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
@@ -16,7 +15,6 @@ from shared.domain import Model, Timestamp, doc_id, utcnow
 class SubscriptionState(StrEnum):
     ACTIVE = "active"
     STOPPED = "stopped"
-    FAILED = "failed"
 
 
 class WebhookSubscription(Model):
@@ -58,8 +56,3 @@ def subscription_doc_id(integration_id: str, key: str) -> str:
 def channel_token(secret: str, channel_id: str) -> str:
     """The token a channel carries: derived from the webhook secret, so no token is stored anywhere."""
     return hmac.new(secret.encode(), f"channel:{channel_id}".encode(), hashlib.sha256).hexdigest()[:48]
-
-
-def expired(sub: WebhookSubscription, now: datetime | None = None) -> bool:
-    """Whether a channel's expiry has passed."""
-    return sub.expires_at is not None and sub.expires_at <= (now or utcnow())

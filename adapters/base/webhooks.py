@@ -32,7 +32,7 @@ from adapters.base.spec import ProviderSpec
 from adapters.base.verify.config import HmacSha256Config, SchemeConfig
 from adapters.base.verify.model import Delivery, Strategy, Verdict, WebhookKey, header
 from adapters.base.verify.registry import build_strategy
-from adapters.base.webhook_spec import EventRoute, WebhookSpec, WebhookVariant
+from adapters.base.webhook_spec import EventRoute, WebhookSpec
 from shared.errors import InvalidInput, SkipRecord
 
 __all__ = [
@@ -94,11 +94,6 @@ def choose_variant(spec: WebhookSpec, headers: Mapping[str, str]) -> tuple[str, 
     return config.scheme, config
 
 
-def variant(spec: WebhookSpec, name: str) -> WebhookVariant | None:
-    """The variant called ``name``, if the spec has variants."""
-    return next((v for v in spec.variants if v.name == name), None)
-
-
 @lru_cache(maxsize=256)
 def _strategy(config: SchemeConfig) -> Strategy:
     return build_strategy(config)
@@ -144,11 +139,11 @@ def fill(template: str, data: Any) -> str | None:
 
     def value(match: re.Match[str]) -> str:
         nonlocal missing
-        found = get_path(data, match.group(1))
-        if not isinstance(found, str | int) or isinstance(found, bool) or found == "":
+        found = _scalar(get_path(data, match.group(1)))
+        if found is None:
             missing = True
             return ""
-        return str(found)
+        return found
 
     text = _PLACEHOLDER.sub(value, template)
     return None if missing else text
